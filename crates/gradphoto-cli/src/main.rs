@@ -1,0 +1,44 @@
+//! `gradphoto`: the command line. `gradphoto check` judges photos against the degree-photo standard.
+
+mod check;
+mod output;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "gradphoto", version, about = "学历证书电子注册图像检查 — degree-certificate photo checker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// 检查照片 / Check photos (files or folders, recursively) against a profile of the standard.
+    Check(check::CheckArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are not usage errors.
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let result = match cli.command {
+        Command::Check(args) => check::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // stderr may be a closed pipe too: never panic for it.
+            let _ = writeln!(std::io::stderr(), "gradphoto: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

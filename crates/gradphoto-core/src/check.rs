@@ -1,0 +1,85 @@
+//! The whole check of one photo: decode → measure → judge, as one call that always returns a report.
+
+use crate::decode::{ReadError, RgbImage, Scale, pixels};
+use crate::judge::report::{Report, ReportError};
+use crate::judge::{JudgeContext, Profile, file_rules};
+use crate::limits::Limits;
+use crate::measure::{self, FileMeasurements, Inspection};
+
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    pub limits: Limits,
+    pub context: JudgeContext,
+    /// Pixels are decoded at the smallest DCT scale whose long side is at least this. Default 800: a 12-megapixel
+    /// original is analysed at 1000 × 750.
+    pub analysis_min_long_side: u32,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions { limits: Limits::DEFAULT, context: JudgeContext::default(), analysis_min_long_side: 800 }
+    }
+}
+
+/// A report, and the upright analysis image when the pixels could be decoded.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub report: Report,
+    pub image: Option<RgbImage>,
+}
+
+fn measurements_json(m: &FileMeasurements) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(m) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The file rules alone: container, metadata and tables, no pixel decoded.
+pub fn check_file(name: &str, data: &[u8], profile: &Profile, options: &CheckOptions) -> Report {
+    match measure::inspect(name, data, &options.limits) {
+        Ok(inspection) => file_report(name, profile, options, &inspection, None),
+        Err(e) => error_report(name, profile, &e),
+    }
+}
+
+/// Checks one photo: every rule of `profile` that is implemented, with the analysis image decoded on the way.
+pub fn check(name: &str, data: &[u8], profile: &Profile, options: &CheckOptions) -> Checked {
+    let inspection = match measure::inspect(name, data, &options.limits) {
+        Ok(i) => i,
+        Err(e) => return Checked { report: error_report(name, profile, &e), image: None },
+    };
+    let frame = &inspection.container.frame;
+    let scale = Scale::for_analysis(frame.width, frame.height, options.analysis_min_long_side);
+    match pixels::decode(data, &inspection.container, scale) {
+        Ok(img) => {
+            let img = pixels::upright(img, inspection.measurements.metadata.orientation.unwrap_or(1));
+            let mut report = file_report(name, profile, options, &inspection, None);
+            report.measurements.insert("analysis_scale".into(), serde_json::json!(scale.denominator()));
+            report.measurements.insert("analysis_size".into(), serde_json::json!([img.width, img.height]));
+            Checked { report, image: Some(img) }
+        }
+        Err(e) => Checked { report: file_report(name, profile, options, &inspection, Some(&e)), image: None },
+    }
+}
+
+fn file_report(
+    name: &str,
+    profile: &Profile,
+    options: &CheckOptions,
+    inspection: &Inspection<'_>,
+    error: Option<&ReadError>,
+) -> Report {
+    let findings = file_rules::judge(&inspection.measurements, &profile.rules, &options.context);
+    Report::new(
+        name.to_string(),
+        profile.name.clone(),
+        error.map(ReportError::from),
+        findings,
+        measurements_json(&inspection.measurements),
+    )
+}
+
+fn error_report(name: &str, profile: &Profile, e: &ReadError) -> Report {
+    Report::new(name.to_string(), profile.name.clone(), Some(e.into()), Vec::new(), serde_json::Map::new())
+}

@@ -1,0 +1,173 @@
+//! Profiles as data: which rules apply, with which thresholds and severities. The two of STANDARD.md are built in
+//! (from `profiles/*.toml`); a site may load its own from a TOML file of the same shape.
+
+use serde::Deserialize;
+
+use super::report::Severity;
+use crate::message::Message;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    pub title: Message,
+    pub rules: FileRules,
+}
+
+/// The file rules of a profile, keyed by rule id; a rule left out is not part of the profile.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRules {
+    #[serde(rename = "format.jpeg")]
+    pub jpeg: Option<JpegRule>,
+    #[serde(rename = "format.file_size")]
+    pub file_size: Option<FileSizeRule>,
+    #[serde(rename = "format.dimensions")]
+    pub dimensions: Option<DimensionsRule>,
+    #[serde(rename = "format.density")]
+    pub density: Option<DensityRule>,
+    #[serde(rename = "format.color_depth")]
+    pub color_depth: Option<SeverityRule>,
+    #[serde(rename = "format.quality")]
+    pub quality: Option<QualityRule>,
+    #[serde(rename = "format.embedded_id")]
+    pub embedded_id: Option<EmbeddedIdRule>,
+    #[serde(rename = "provenance.camera")]
+    pub camera: Option<CameraRule>,
+    #[serde(rename = "provenance.software")]
+    pub software: Option<SeverityRule>,
+    #[serde(rename = "provenance.recency")]
+    pub recency: Option<RecencyRule>,
+    #[serde(rename = "authenticity.no_mirror")]
+    pub no_mirror: Option<SeverityRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JpegRule {
+    pub extensions: Vec<String>,
+    pub wrong_extension: Severity,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSizeRule {
+    pub min: u64,
+    pub max: u64,
+    pub outside: Severity,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DimensionsRule {
+    pub width: u32,
+    pub height: u32,
+    /// Exactly this size (registered) or at least this size (upload).
+    pub exact: bool,
+    pub portrait: bool,
+    /// Severity when smaller than the size in either direction.
+    pub too_small: Severity,
+    /// Severity when large enough but not as asked (larger than exact, or landscape).
+    pub other: Severity,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DensityRule {
+    pub dpi: f64,
+    /// Accepted difference in dpi: 118 dots/cm, the nearest JFIF value, is 299.7 dpi.
+    pub tolerance: f64,
+    pub severity: Severity,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityRule {
+    pub severity: Severity,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityRule {
+    pub min: u8,
+    pub severity: Severity,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedIdRule {
+    pub absent: Severity,
+    pub malformed: Severity,
+    /// A well-formed seal that was not decrypted (no key configured).
+    pub unverified: Severity,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraRule {
+    pub phone: Severity,
+    pub missing: Severity,
+    pub unknown: Severity,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecencyRule {
+    pub max_age_days: u32,
+    pub severity: Severity,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid profile: {0}")]
+pub struct ProfileError(#[from] toml::de::Error);
+
+impl Profile {
+    pub fn from_toml(text: &str) -> Result<Profile, ProfileError> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// The uploaded original (N, G).
+    pub fn upload() -> Profile {
+        Self::from_toml(include_str!("../../profiles/upload.toml")).expect("built-in profile is valid")
+    }
+
+    /// The registered photo (S).
+    pub fn registered() -> Profile {
+        Self::from_toml(include_str!("../../profiles/registered.toml")).expect("built-in profile is valid")
+    }
+
+    /// A built-in profile by name.
+    pub fn builtin(name: &str) -> Option<Profile> {
+        match name {
+            "upload" => Some(Self::upload()),
+            "registered" => Some(Self::registered()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_profiles_load_with_the_standards_numbers() {
+        let up = Profile::upload();
+        assert_eq!(up.name, "upload");
+        let size = up.rules.file_size.as_ref().unwrap();
+        assert_eq!((size.min, size.max), (100 * 1024, 2 * 1024 * 1024));
+        assert!(up.rules.embedded_id.is_none());
+        let reg = Profile::registered();
+        let dims = reg.rules.dimensions.as_ref().unwrap();
+        assert!(dims.exact && dims.width == 480 && dims.height == 640);
+        assert_eq!(reg.rules.quality.as_ref().unwrap().min, 60);
+        assert!(reg.rules.camera.is_none());
+        assert!(Profile::builtin("nope").is_none());
+    }
+
+    #[test]
+    fn unknown_rule_names_are_refused() {
+        let text = "name='x'\ntitle={zh='x',en='x'}\n[rules.\"format.jpg\"]\nseverity='reject'\n";
+        assert!(Profile::from_toml(text).is_err());
+    }
+}
