@@ -6,7 +6,7 @@ pub mod hostile;
 
 use std::path::PathBuf;
 
-pub use image::RgbImage;
+pub use image::{ImageFormat, RgbImage};
 
 /// `../shared` beside the checkout, or `GRADPHOTO_SHARED` when set.
 pub fn shared_dir() -> PathBuf {
@@ -61,15 +61,18 @@ pub fn crop_to(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     resize(&cropped, width, height)
 }
 
-/// Adds deterministic noise of amplitude ±`amp`, like sensor grain, so that a JPEG of it is camera-sized.
+/// Adds deterministic luminance grain of amplitude ±`amp`, like a camera's output after its chroma noise
+/// reduction, so that a JPEG of it is camera-sized.
 pub fn add_noise(img: &mut RgbImage, amp: u8, seed: u64) {
     let mut state = seed | 1;
-    for v in img.iter_mut() {
+    for px in img.pixels_mut() {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         let n = (state % (2 * u64::from(amp) + 1)) as i32 - i32::from(amp);
-        *v = (i32::from(*v) + n).clamp(0, 255) as u8;
+        for v in px.0.iter_mut() {
+            *v = (i32::from(*v) + n).clamp(0, 255) as u8;
+        }
     }
 }
 

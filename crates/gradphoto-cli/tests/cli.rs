@@ -1,0 +1,130 @@
+//! `gradphoto check` as a user runs it: a folder of photos, every output format, the exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use gradphoto_testkit::exif::ExifSpec;
+use gradphoto_testkit::{JpegSpec, add_noise, crop_to, encode, portrait};
+
+fn gradphoto(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradphoto")).args(args).current_dir(dir).output().expect("runs")
+}
+
+fn original(exif: ExifSpec) -> Vec<u8> {
+    let mut img = crop_to(&portrait("alex_lacamoire_grey_bg.jpg"), 1200, 1600);
+    add_noise(&mut img, 6, 7);
+    // A capture date close to today, whenever the test runs.
+    let exif = ExifSpec { datetime_original: None, ..exif };
+    encode(&img, &JpegSpec { quality: 92, exif: Some(exif.build()), ..Default::default() })
+}
+
+/// A folder as a photographer hands it over: good originals, a phone shot, a PNG named .jpg, other files.
+fn folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("学院/sub")).unwrap();
+    std::fs::write(p.join("good.jpg"), original(ExifSpec::camera())).unwrap();
+    std::fs::write(p.join("学院/sub/GOOD2.JPEG"), original(ExifSpec::camera())).unwrap();
+    let phone = ExifSpec { make: Some("Apple".into()), model: Some("iPhone 15".into()), ..ExifSpec::camera() };
+    std::fs::write(p.join("学院/phone.jpg"), original(phone)).unwrap();
+    let mut png = Vec::new();
+    gradphoto_testkit::resize(&portrait("grace_hopper.jpg"), 60, 80)
+        .write_to(&mut std::io::Cursor::new(&mut png), image_png())
+        .unwrap();
+    std::fs::write(p.join("renamed.jpg"), &png).unwrap();
+    std::fs::write(p.join("notes.txt"), "not a photo").unwrap();
+    std::fs::write(p.join("ignored.png"), &png).unwrap();
+    dir
+}
+
+fn image_png() -> gradphoto_testkit::ImageFormat {
+    gradphoto_testkit::ImageFormat::Png
+}
+
+#[test]
+fn a_folder_in_json_with_every_file_and_exit_2_for_the_unreadable_one() {
+    let dir = folder();
+    let out = gradphoto(&["check", "--format", "json", "."], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    let reports = reports.as_array().unwrap();
+    let files: Vec<&str> = reports.iter().map(|r| r["file"].as_str().unwrap()).collect();
+    assert_eq!(files, ["./good.jpg", "./renamed.jpg", "./学院/phone.jpg", "./学院/sub/GOOD2.JPEG"]);
+    let verdict = |f: &str| reports.iter().find(|r| r["file"] == f).unwrap()["verdict"].as_str().unwrap().to_string();
+    assert_eq!(verdict("./good.jpg"), "pass");
+    assert_eq!(verdict("./学院/sub/GOOD2.JPEG"), "pass");
+    assert_eq!(verdict("./学院/phone.jpg"), "reject");
+    assert_eq!(verdict("./renamed.jpg"), "error");
+    let renamed = reports.iter().find(|r| r["file"] == "./renamed.jpg").unwrap();
+    assert_eq!(renamed["error"]["code"], "input.not_jpeg");
+    assert!(renamed["error"]["message"]["zh"].as_str().unwrap().contains("PNG"));
+}
+
+#[test]
+fn exit_0_when_all_pass_and_1_on_a_finding() {
+    let dir = folder();
+    let ok = gradphoto(&["check", "good.jpg", "学院/sub"], dir.path());
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
+    let text = String::from_utf8(ok.stdout).unwrap();
+    assert!(text.contains("✓ good.jpg — 通过"), "{text}");
+    assert!(text.contains("共 2 个文件：通过 2"), "{text}");
+    let phone = gradphoto(&["check", "--lang", "en", "学院/phone.jpg"], dir.path());
+    assert_eq!(phone.status.code(), Some(1));
+    let text = String::from_utf8(phone.stdout).unwrap();
+    assert!(text.contains("reject") && text.contains("Taken with a phone"), "{text}");
+    assert!(text.contains("provenance.camera"), "{text}");
+}
+
+#[test]
+fn jsonl_and_csv_carry_the_same_findings() {
+    let dir = folder();
+    let jsonl = gradphoto(&["check", "--format", "jsonl", "--profile", "registered", "."], dir.path());
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(jsonl.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines.iter().all(|r| r["profile"] == "registered"));
+    let csv_out = gradphoto(&["check", "--format", "csv", "--profile", "registered", "."], dir.path());
+    let mut reader = csv::Reader::from_reader(csv_out.stdout.as_slice());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["file", "profile", "verdict", "error", "rule", "severity", "measured", "limit", "message"]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let findings: usize = lines.iter().map(|r| r["findings"].as_array().unwrap().len().max(1)).sum();
+    assert_eq!(rows.len(), findings);
+    let dims = rows.iter().find(|r| &r[0] == "./good.jpg" && &r[4] == "format.dimensions").unwrap();
+    assert_eq!((&dims[5], &dims[6]), ("fixable", "[1200,1600]"));
+    assert!(rows.iter().any(|r| &r[0] == "./renamed.jpg" && &r[3] == "input.not_jpeg"));
+}
+
+#[test]
+fn usage_errors_and_missing_files_exit_2() {
+    let dir = folder();
+    assert_eq!(gradphoto(&["check"], dir.path()).status.code(), Some(2));
+    assert_eq!(gradphoto(&["check", "--profile", "nope", "good.jpg"], dir.path()).status.code(), Some(2));
+    assert_eq!(gradphoto(&["check", "--format", "xml", "good.jpg"], dir.path()).status.code(), Some(2));
+    let missing = gradphoto(&["check", "--format", "json", "good.jpg", "missing.jpg"], dir.path());
+    assert_eq!(missing.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&missing.stdout).unwrap();
+    assert_eq!(v[1]["error"]["code"], "io.read");
+    assert_eq!(v[0]["verdict"], "pass");
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(gradphoto(&["check", "."], empty.path()).status.code(), Some(2));
+    assert_eq!(gradphoto(&["--help"], dir.path()).status.code(), Some(0));
+}
+
+#[test]
+fn a_site_profile_file_is_accepted() {
+    let dir = folder();
+    std::fs::write(
+        dir.path().join("strict.toml"),
+        "name = \"strict\"\ntitle = { zh = \"严格\", en = \"strict\" }\n[rules.\"format.quality\"]\nmin = 95\nseverity = \"reject\"\n",
+    )
+    .unwrap();
+    let out = gradphoto(&["check", "--format", "json", "--profile", "strict.toml", "good.jpg"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["profile"], "strict");
+    assert_eq!(v[0]["findings"][0]["rule"], "format.quality");
+    assert_eq!(v[0]["findings"][0]["severity"], "reject");
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: set up, then every test of the workspace. Needs ../shared beside the checkout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if [ ! -d ../shared/testdata ] && [ -z "${GRADPHOTO_SHARED:-}" ]; then
+  echo "gradphoto: the tests read ../shared/testdata (or GRADPHOTO_SHARED); it is missing" >&2
+  exit 1
+fi
+cargo test --workspace --locked
