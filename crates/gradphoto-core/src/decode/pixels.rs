@@ -119,12 +119,6 @@ pub fn decode(data: &[u8], container: &Container<'_>, scale: Scale) -> Result<Rg
     let outcome = catch_unwind(AssertUnwindSafe(|| -> std::io::Result<(usize, usize, Vec<u8>)> {
         let mut d = mozjpeg::Decompress::with_err(error_manager()).from_mem(data)?;
         d.scale((8 / scale.denominator()) as u8);
-        if scale != Scale::Full {
-            // A reduced image is for measuring, not for showing: plain chroma replication and the fast integer
-            // DCT cost less and change no measure at this size.
-            d.do_fancy_upsampling(false);
-            d.dct_method(mozjpeg::DctMethod::IntegerFast);
-        }
         let mut started = if grey { d.grayscale()? } else { d.rgb()? };
         let (w, h) = (started.width(), started.height());
         let pixels: Vec<u8> = started.read_scanlines()?;
