@@ -1,6 +1,7 @@
 //! `gradphoto`: the command line. `gradphoto check` judges photos against the degree-photo standard.
 
 mod check;
+mod models;
 mod output;
 
 use std::io::Write;
@@ -11,6 +12,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "gradphoto", version, about = "学历证书电子注册图像检查 — degree-certificate photo checker")]
 struct Cli {
+    /// 数据目录（模型缓存等）/ data folder (model cache …); default GRADPHOTO_DATA or ~/.local/share/gradphoto
+    #[arg(long, global = true)]
+    data: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -19,6 +23,8 @@ struct Cli {
 enum Command {
     /// 检查照片 / Check photos (files or folders, recursively) against a profile of the standard.
     Check(check::CheckArgs),
+    /// 人脸模型 / face models
+    Models(models::ModelsArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +38,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Models(args) => models::run(args, models::data_dir(cli.data)),
     };
     match result {
         Ok(code) => code,

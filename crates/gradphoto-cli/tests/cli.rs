@@ -128,3 +128,29 @@ fn a_site_profile_file_is_accepted() {
     assert_eq!(v[0]["findings"][0]["rule"], "format.quality");
     assert_eq!(v[0]["findings"][0]["severity"], "reject");
 }
+
+#[test]
+fn models_fetch_from_a_folder_and_a_clear_error_without_pip() {
+    // The models the other tests fetched with pip, copied into a folder as an air-gapped site would.
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-models-data");
+    let paths = gradphoto_models::ensure(&cache, |_| {}).expect("models");
+    let folder = tempfile::tempdir().unwrap();
+    for p in [&paths.face_detector, &paths.face_landmarker, &paths.person_segmenter] {
+        std::fs::copy(p, folder.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let data = tempfile::tempdir().unwrap();
+    let from = folder.path().to_str().unwrap();
+    let out = gradphoto(&["models", "fetch", "--from", from, "--data", data.path().to_str().unwrap()], data.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(gradphoto_models::cached(data.path()).is_some());
+    // No pip and nothing cached: a clear message naming the air-gapped way, exit 2.
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gradphoto"))
+        .args(["models", "fetch", "--data", empty.path().to_str().unwrap()])
+        .env("GRADPHOTO_PIP", "/nonexistent/pip")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--from DIR"), "{err}");
+}
