@@ -1,0 +1,110 @@
+//! FaceMesh: 468 landmarks of the face found by the detector. The crop is the detector's box centre, a side of
+//! 1.5 × the larger box side, turned so that the eyes are level; the landmarks come back in image pixels.
+
+use super::detect::{Detection, LEFT_EYE, RIGHT_EYE, sample_area};
+use crate::decode::RgbImage;
+
+pub const INPUT: usize = 192;
+pub const POINTS: usize = 468;
+
+/// Landmark indices used by the rules (subject's right = image left).
+pub mod index {
+    pub const RIGHT_EYE_OUTER: usize = 33;
+    pub const RIGHT_EYE_INNER: usize = 133;
+    pub const LEFT_EYE_INNER: usize = 362;
+    pub const LEFT_EYE_OUTER: usize = 263;
+    pub const RIGHT_UPPER_LID: usize = 159;
+    pub const RIGHT_LOWER_LID: usize = 145;
+    pub const LEFT_UPPER_LID: usize = 386;
+    pub const LEFT_LOWER_LID: usize = 374;
+    pub const RIGHT_CHEEK: usize = 234;
+    pub const LEFT_CHEEK: usize = 454;
+    pub const CHIN: usize = 152;
+    pub const FOREHEAD_TOP: usize = 10;
+    pub const NOSE_TIP: usize = 1;
+    pub const UPPER_LIP_INNER: usize = 13;
+    pub const LOWER_LIP_INNER: usize = 14;
+    pub const MOUTH_RIGHT: usize = 78;
+    pub const MOUTH_LEFT: usize = 308;
+    pub const RIGHT_BROW: usize = 105;
+    pub const LEFT_BROW: usize = 334;
+}
+
+/// A square region of the image, turned by `angle` radians (the eye line's slope).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Roi {
+    pub center: [f32; 2],
+    pub side: f32,
+    pub angle: f32,
+}
+
+impl Roi {
+    /// The crop MediaPipe takes for the mesh from a detection.
+    pub fn from_detection(d: &Detection) -> Roi {
+        let [re, le] = [d.keypoints[RIGHT_EYE], d.keypoints[LEFT_EYE]];
+        Roi { center: d.center(), side: d.bbox[2].max(d.bbox[3]) * 1.5, angle: (le[1] - re[1]).atan2(le[0] - re[0]) }
+    }
+
+    /// Image position of crop coordinates (0 … `size`).
+    pub fn to_image(&self, size: usize, u: f32, v: f32) -> [f32; 2] {
+        let dx = (u / size as f32 - 0.5) * self.side;
+        let dy = (v / size as f32 - 0.5) * self.side;
+        let (s, c) = self.angle.sin_cos();
+        [self.center[0] + dx * c - dy * s, self.center[1] + dx * s + dy * c]
+    }
+}
+
+/// The mesh input: the crop resampled to 192 × 192, RGB in [0, 1].
+pub fn input(img: &RgbImage, roi: &Roi) -> Vec<f32> {
+    let mut out = vec![0.0f32; INPUT * INPUT * 3];
+    let radius = 0.5 * roi.side / INPUT as f32;
+    for v in 0..INPUT {
+        for u in 0..INPUT {
+            let [x, y] = roi.to_image(INPUT, u as f32 + 0.5, v as f32 + 0.5);
+            let p = sample_area(img, x - 0.5, y - 0.5, radius);
+            let o = (v * INPUT + u) * 3;
+            for k in 0..3 {
+                out[o + k] = p[k] / 255.0;
+            }
+        }
+    }
+    out
+}
+
+/// Landmarks in image pixels (x, y) and the model's depth (z, in crop pixels), from the raw output.
+pub fn landmarks(raw: &[f32], roi: &Roi) -> Option<Vec<[f32; 3]>> {
+    if raw.len() < POINTS * 3 {
+        return None;
+    }
+    Some(
+        raw.chunks_exact(3)
+            .take(POINTS)
+            .map(|p| {
+                let [x, y] = roi.to_image(INPUT, p[0], p[1]);
+                [x, y, p[2] * roi.side / INPUT as f32]
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roi_maps_its_corners_and_turns_with_the_eyes() {
+        let roi = Roi { center: [100.0, 200.0], side: 60.0, angle: 0.0 };
+        assert_eq!(roi.to_image(INPUT, 0.0, 0.0), [70.0, 170.0]);
+        assert_eq!(roi.to_image(INPUT, 192.0, 96.0), [130.0, 200.0]);
+        let turned = Roi { angle: std::f32::consts::FRAC_PI_2, ..roi };
+        let p = turned.to_image(INPUT, 192.0, 96.0);
+        assert!((p[0] - 100.0).abs() < 1e-4 && (p[1] - 230.0).abs() < 1e-4, "{p:?}");
+        let d = Detection {
+            score: 0.9,
+            bbox: [80.0, 180.0, 40.0, 40.0],
+            keypoints: [[90.0, 195.0], [110.0, 195.0], [100.0, 205.0], [100.0, 212.0], [80.0, 198.0], [120.0, 198.0]],
+        };
+        let r = Roi::from_detection(&d);
+        assert_eq!((r.center, r.side, r.angle), ([100.0, 200.0], 60.0, 0.0));
+    }
+}
