@@ -1,5 +1,6 @@
 //! Measure: the facts a judge reads, taken from the decoded file. Each is a number or a name, never a verdict.
 
+pub mod color;
 pub mod face;
 
 use serde::Serialize;
