@@ -2,6 +2,7 @@
 
 pub mod color;
 pub mod face;
+pub mod person;
 
 use serde::Serialize;
 

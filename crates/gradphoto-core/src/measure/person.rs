@@ -1,0 +1,228 @@
+//! Measures of the person, from the model outputs and the pixels: framing anchors, pose, eyes and mouth, the
+//! background under the person mask, the light on the face, sharpness. Numbers only; the judge decides.
+
+use serde::Serialize;
+
+use super::color::{Lab, delta_e2000, lab};
+use super::face::detect::Detection;
+use super::face::geometry::Anchors;
+use super::face::mesh::index as lm;
+use super::face::segment::Mask;
+use crate::decode::RgbImage;
+
+/// What the three models found in the analysed image, in its pixels.
+#[derive(Debug, Clone)]
+pub struct FaceOutputs {
+    /// Every face the detector found, best first.
+    pub detections: Vec<Detection>,
+    /// The mesh of the first face: x, y in image pixels, z in the same scale.
+    pub landmarks: Option<Vec<[f32; 3]>>,
+    /// The mesh model's confidence that its crop holds a face (0–1).
+    pub mesh_score: f32,
+    pub mask: Option<Mask>,
+}
+
+fn mean2(a: [f32; 3], b: [f32; 3]) -> [f32; 2] {
+    [(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0]
+}
+
+fn dist(a: [f32; 3], b: [f32; 3]) -> f32 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
+}
+
+/// Eye centres (image-left, image-right), cheeks, and the hair top from the person mask above the face.
+pub fn anchors(l: &[[f32; 3]], mask: &Mask) -> Anchors {
+    // The subject's right eye is on the image's left.
+    let left_eye = mean2(l[lm::RIGHT_EYE_OUTER], l[lm::RIGHT_EYE_INNER]);
+    let right_eye = mean2(l[lm::LEFT_EYE_INNER], l[lm::LEFT_EYE_OUTER]);
+    let cheeks = [[l[lm::RIGHT_CHEEK][0], l[lm::RIGHT_CHEEK][1]], [l[lm::LEFT_CHEEK][0], l[lm::LEFT_CHEEK][1]]];
+    // The highest point of the head within the middle half of the face width: the crown, not a raised shoulder.
+    let (x0, x1) = (cheeks[0][0], cheeks[1][0]);
+    let mid = (x0 + x1) / 2.0;
+    let half = (x1 - x0).abs() / 4.0;
+    let below = left_eye[1].min(right_eye[1]);
+    let forehead = l[lm::FOREHEAD_TOP][1];
+    let hair_top_y = (0..=8)
+        .filter_map(|i| mask.top_in_column(mid - half + half * i as f32 / 4.0, below))
+        .fold(f32::INFINITY, f32::min);
+    // No person above the eyes in the mask: fall back to the mesh's forehead top, which is below the hair line.
+    let hair_top_y = if hair_top_y.is_finite() { hair_top_y } else { forehead };
+    Anchors { hair_top_y, eyes: [left_eye, right_eye], cheeks }
+}
+
+/// Head pose in degrees: roll from the eye line, yaw and pitch from the mesh's depth.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Pose {
+    pub roll: f32,
+    pub yaw: f32,
+    pub pitch: f32,
+}
+
+pub fn pose(l: &[[f32; 3]]) -> Pose {
+    let a = l[lm::RIGHT_EYE_OUTER];
+    let b = l[lm::LEFT_EYE_OUTER];
+    let roll = (b[1] - a[1]).atan2(b[0] - a[0]).to_degrees();
+    let (rc, lc) = (l[lm::RIGHT_CHEEK], l[lm::LEFT_CHEEK]);
+    let yaw = (lc[2] - rc[2]).atan2(dist(lc, rc)).to_degrees();
+    let (top, chin) = (l[lm::FOREHEAD_TOP], l[lm::CHIN]);
+    let pitch = (chin[2] - top[2]).atan2(dist(chin, top)).to_degrees();
+    Pose { roll, yaw, pitch }
+}
+
+/// Eye opening (lid gap over eye width) for the image-left and image-right eye, and the mouth's inner-lip gap over
+/// its width.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Expression {
+    pub eye_open: [f32; 2],
+    pub mouth_gap: f32,
+}
+
+pub fn expression(l: &[[f32; 3]]) -> Expression {
+    let ratio = |up: usize, low: usize, a: usize, b: usize| dist(l[up], l[low]) / dist(l[a], l[b]).max(1e-3);
+    Expression {
+        eye_open: [
+            ratio(lm::RIGHT_UPPER_LID, lm::RIGHT_LOWER_LID, lm::RIGHT_EYE_OUTER, lm::RIGHT_EYE_INNER),
+            ratio(lm::LEFT_UPPER_LID, lm::LEFT_LOWER_LID, lm::LEFT_EYE_INNER, lm::LEFT_EYE_OUTER),
+        ],
+        mouth_gap: ratio(lm::UPPER_LIP_INNER, lm::LOWER_LIP_INNER, lm::MOUTH_RIGHT, lm::MOUTH_LEFT),
+    }
+}
+
+/// The background: pixels the mask calls background, away from the person's edge.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Background {
+    /// Share of the image that is background.
+    pub coverage: f32,
+    pub mean_rgb: [f32; 3],
+    pub mean_lab: Lab,
+    /// 90th percentile of CIEDE2000 from the mean colour: how uneven it is.
+    pub spread: f32,
+    /// CIEDE2000 between the left and right thirds, and between the top and bottom halves, of the background.
+    pub gradient: f32,
+    /// Share of background pixels more than 12 ΔE from the mean colour (shadows, objects, other people).
+    pub foreign: f32,
+}
+
+/// Measures the background on a grid of about 100 × 130 samples, keeping those with person probability < 0.1.
+pub fn background(img: &RgbImage, mask: &Mask) -> Option<Background> {
+    let (w, h) = (img.width as f32, img.height as f32);
+    let step = (w / 100.0).max(1.0);
+    let mut samples: Vec<(f32, f32, Lab, [f32; 3])> = Vec::new();
+    let mut total = 0usize;
+    let mut y = step / 2.0;
+    while y < h {
+        let mut x = step / 2.0;
+        while x < w {
+            total += 1;
+            // Keep away from the person's edge: the mask is soft and hair is fine.
+            if mask.at(x, y) < 0.1 && mask.at(x - 2.0 * step, y) < 0.1 && mask.at(x + 2.0 * step, y) < 0.1 {
+                let rgb = crate::measure::face::detect::sample(img, x, y);
+                samples.push((x, y, lab(rgb), rgb));
+            }
+            x += step;
+        }
+        y += step;
+    }
+    if samples.len() < 20 {
+        return None;
+    }
+    let n = samples.len() as f32;
+    let mut mean_lab = [0.0f32; 3];
+    let mut mean_rgb = [0.0f32; 3];
+    for (_, _, l, c) in &samples {
+        (0..3).for_each(|k| {
+            mean_lab[k] += l[k] / n;
+            mean_rgb[k] += c[k] / n;
+        });
+    }
+    let mut d: Vec<f32> = samples.iter().map(|s| delta_e2000(s.2, mean_lab)).collect();
+    d.sort_by(f32::total_cmp);
+    let spread = d[(d.len() * 9 / 10).min(d.len() - 1)];
+    let foreign = d.iter().filter(|&&v| v > 12.0).count() as f32 / n;
+    let region_mean = |f: &dyn Fn(f32, f32) -> bool| {
+        let sel: Vec<&Lab> = samples.iter().filter(|s| f(s.0, s.1)).map(|s| &s.2).collect();
+        (sel.len() >= 5).then(|| {
+            let m = sel.len() as f32;
+            [0, 1, 2].map(|k| sel.iter().map(|l| l[k]).sum::<f32>() / m)
+        })
+    };
+    let pair = |a: Option<Lab>, b: Option<Lab>| a.zip(b).map(|(a, b)| delta_e2000(a, b)).unwrap_or(0.0);
+    let lr = pair(region_mean(&|x, _| x < w / 3.0), region_mean(&|x, _| x > 2.0 * w / 3.0));
+    let tb = pair(region_mean(&|_, y| y < h / 2.0), region_mean(&|_, y| y >= h / 2.0));
+    Some(Background { coverage: n / total as f32, mean_rgb, mean_lab, spread, gradient: lr.max(tb), foreign })
+}
+
+/// Light on the face: skin patches on both cheeks and the forehead.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FaceLight {
+    /// Mean L* of the skin patches.
+    pub lightness: f32,
+    /// L* of the image-left cheek minus the image-right cheek.
+    pub balance: f32,
+    /// Share of skin samples with a channel at 250 or more.
+    pub clipped: f32,
+    /// Mean a*, b* of the skin.
+    pub skin_ab: [f32; 2],
+}
+
+pub fn face_light(img: &RgbImage, l: &[[f32; 3]]) -> FaceLight {
+    let fw = dist(l[lm::RIGHT_CHEEK], l[lm::LEFT_CHEEK]).max(1.0);
+    let r = fw * 0.07;
+    // Patch centres: between cheek edge and nose, level with the nose tip; and the middle of the forehead.
+    let nose = l[lm::NOSE_TIP];
+    let toward = |a: [f32; 3], t: f32| [a[0] + (nose[0] - a[0]) * t, a[1] + (nose[1] - a[1]) * t];
+    let left = toward(l[lm::RIGHT_CHEEK], 0.4);
+    let right = toward(l[lm::LEFT_CHEEK], 0.4);
+    let brows = mean2(l[lm::RIGHT_BROW], l[lm::LEFT_BROW]);
+    let forehead = [brows[0], brows[1] - fw * 0.12];
+    let patch = |c: [f32; 2]| {
+        let mut out = Vec::new();
+        for j in -2..=2 {
+            for i in -2..=2 {
+                let p = crate::measure::face::detect::sample(img, c[0] + i as f32 * r / 2.0, c[1] + j as f32 * r / 2.0);
+                out.push(p);
+            }
+        }
+        out
+    };
+    let (pl, pr, pf) = (patch(left), patch(right), patch(forehead));
+    let mean_l = |ps: &[[f32; 3]]| ps.iter().map(|p| lab(*p)[0]).sum::<f32>() / ps.len() as f32;
+    let all: Vec<[f32; 3]> = pl.iter().chain(&pr).chain(&pf).copied().collect();
+    let n = all.len() as f32;
+    let labs: Vec<Lab> = all.iter().map(|p| lab(*p)).collect();
+    FaceLight {
+        lightness: labs.iter().map(|l| l[0]).sum::<f32>() / n,
+        balance: mean_l(&pl) - mean_l(&pr),
+        clipped: all.iter().filter(|p| p.iter().any(|&c| c >= 250.0)).count() as f32 / n,
+        skin_ab: [labs.iter().map(|l| l[1]).sum::<f32>() / n, labs.iter().map(|l| l[2]).sum::<f32>() / n],
+    }
+}
+
+/// Sharpness: variance of the Laplacian of luminance over the inner face, resampled so that the face is 240 px
+/// wide — the same measure whatever the file's size.
+pub fn sharpness(img: &RgbImage, l: &[[f32; 3]]) -> f32 {
+    let fw = dist(l[lm::RIGHT_CHEEK], l[lm::LEFT_CHEEK]).max(1.0);
+    let scale = fw / 240.0;
+    let nose = l[lm::NOSE_TIP];
+    let n = 96usize;
+    let mut luma = vec![0.0f32; n * n];
+    for j in 0..n {
+        for i in 0..n {
+            let x = nose[0] + (i as f32 - n as f32 / 2.0) * scale;
+            let y = nose[1] + (j as f32 - n as f32 / 2.0) * scale;
+            let p = crate::measure::face::detect::sample(img, x, y);
+            luma[j * n + i] = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+        }
+    }
+    let mut acc = Vec::with_capacity((n - 2) * (n - 2));
+    for j in 1..n - 1 {
+        for i in 1..n - 1 {
+            let c = luma[j * n + i];
+            acc.push(
+                luma[j * n + i - 1] + luma[j * n + i + 1] + luma[(j - 1) * n + i] + luma[(j + 1) * n + i] - 4.0 * c,
+            );
+        }
+    }
+    let m = acc.iter().sum::<f32>() / acc.len() as f32;
+    acc.iter().map(|v| (v - m).powi(2)).sum::<f32>() / acc.len() as f32
+}
