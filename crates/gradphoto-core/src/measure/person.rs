@@ -13,7 +13,7 @@ use crate::decode::RgbImage;
 /// What the three models found in the analysed image, in its pixels.
 #[derive(Debug, Clone)]
 pub struct FaceOutputs {
-    /// Every face the detector found, best first.
+    /// Every face the detector found, the largest first.
     pub detections: Vec<Detection>,
     /// The mesh of the first face: x, y in image pixels, z in the same scale.
     pub landmarks: Option<Vec<[f32; 3]>>,
@@ -225,4 +225,84 @@ pub fn sharpness(img: &RgbImage, l: &[[f32; 3]]) -> f32 {
     }
     let m = acc.iter().sum::<f32>() / acc.len() as f32;
     acc.iter().map(|v| (v - m).powi(2)).sum::<f32>() / acc.len() as f32
+}
+
+/// How the analysed image maps to the registered rendering.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FramingMode {
+    /// The file is the registered photo: the whole image is the rendering (scaled to 480 × 640).
+    Whole,
+    /// The file is an original: the best 3:4 crop at least `min_width` analysed pixels wide (480 original pixels).
+    BestCrop { min_width: f32 },
+}
+
+/// Everything measured of the person, in pixels of the 480 × 640 rendering where a position is meant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PersonMeasurements {
+    pub faces: usize,
+    /// Detector scores of the faces, largest face first.
+    pub face_scores: Vec<f32>,
+    pub mesh_score: f32,
+    /// The crop of the analysed image that is the rendering (the whole image for a registered file).
+    pub crop: Option<super::face::geometry::Crop>,
+    /// Why no crop fits, for an original.
+    pub no_crop: Option<super::face::geometry::NoCrop>,
+    pub framing: Option<super::face::geometry::Framing>,
+    /// The anchors in analysed-image pixels (for drawing).
+    pub anchors: Option<Anchors>,
+    pub pose: Option<Pose>,
+    pub expression: Option<Expression>,
+    pub background: Option<Background>,
+    pub light: Option<FaceLight>,
+    pub sharpness: Option<f32>,
+    /// Share of the rendering's left and right edge columns, above the chin, that is person.
+    pub edge_contact: Option<[f32; 2]>,
+}
+
+pub fn measure(img: &RgbImage, out: &FaceOutputs, framing: FramingMode) -> PersonMeasurements {
+    use super::face::geometry;
+    let mut m = PersonMeasurements {
+        faces: out.detections.len(),
+        face_scores: out.detections.iter().map(|d| d.score).collect(),
+        mesh_score: out.mesh_score,
+        crop: None,
+        no_crop: None,
+        framing: None,
+        anchors: None,
+        pose: None,
+        expression: None,
+        background: out.mask.as_ref().and_then(|mask| background(img, mask)),
+        light: None,
+        sharpness: None,
+        edge_contact: None,
+    };
+    let (Some(l), Some(mask)) = (out.landmarks.as_deref(), out.mask.as_ref()) else { return m };
+    if l.len() < super::face::mesh::POINTS || l.iter().any(|p| !p.iter().all(|v| v.is_finite())) {
+        return m;
+    }
+    let a = anchors(l, mask);
+    let crop = match framing {
+        FramingMode::Whole => Ok(geometry::Crop::whole(img.width, img.height)),
+        FramingMode::BestCrop { min_width } => geometry::best_crop(&a, img.width as f32, img.height as f32, min_width),
+    };
+    match crop {
+        Ok(c) => {
+            m.framing = Some(geometry::framing(&a, &c));
+            let chin = l[super::face::mesh::index::CHIN][1];
+            let contact = |x: f32| {
+                let rows = ((chin - c.top).max(1.0) / 2.0) as usize;
+                let hit = (0..rows).filter(|i| mask.is_person(x, c.top + *i as f32 * 2.0)).count();
+                hit as f32 / rows.max(1) as f32
+            };
+            m.edge_contact = Some([contact(c.left + 1.0), contact(c.left + c.width - 1.0)]);
+            m.crop = Some(c);
+        }
+        Err(e) => m.no_crop = Some(e),
+    }
+    m.anchors = Some(a);
+    m.pose = Some(pose(l));
+    m.expression = Some(expression(l));
+    m.light = Some(face_light(img, l));
+    m.sharpness = Some(sharpness(img, l));
+    m
 }
