@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::devices::{self, DeviceKind};
-use super::profile::FileRules;
+use super::profile::Rules;
 use super::report::{Finding, Severity};
 use super::rule::Rule;
 use crate::decode::container::FrameKind;
@@ -35,7 +35,7 @@ fn size_text(bytes: u64) -> String {
 }
 
 /// Evaluates every file rule that `rules` names, in the order of STANDARD.md.
-pub fn judge(m: &FileMeasurements, rules: &FileRules, ctx: &JudgeContext) -> Vec<Finding> {
+pub fn judge(m: &FileMeasurements, rules: &Rules, ctx: &JudgeContext) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(r) = &rules.jpeg {
         let process = match m.process {

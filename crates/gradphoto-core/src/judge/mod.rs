@@ -2,6 +2,7 @@
 
 pub mod devices;
 pub mod file_rules;
+pub mod person_rules;
 pub mod profile;
 pub mod report;
 pub mod rule;

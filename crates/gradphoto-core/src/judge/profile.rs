@@ -11,13 +11,13 @@ use crate::message::Message;
 pub struct Profile {
     pub name: String,
     pub title: Message,
-    pub rules: FileRules,
+    pub rules: Rules,
 }
 
-/// The file rules of a profile, keyed by rule id; a rule left out is not part of the profile.
+/// The rules of a profile, keyed by rule id; a rule left out is not part of the profile.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileRules {
+pub struct Rules {
     #[serde(rename = "format.jpeg")]
     pub jpeg: Option<JpegRule>,
     #[serde(rename = "format.file_size")]
@@ -40,6 +40,106 @@ pub struct FileRules {
     pub recency: Option<RecencyRule>,
     #[serde(rename = "authenticity.no_mirror")]
     pub no_mirror: Option<SeverityRule>,
+    #[serde(rename = "face.count")]
+    pub face_count: Option<SeverityRule>,
+    #[serde(rename = "geometry.croppable")]
+    pub croppable: Option<SeverityRule>,
+    #[serde(rename = "geometry.hair_top")]
+    pub hair_top: Option<Bound>,
+    #[serde(rename = "geometry.eye_line")]
+    pub eye_line: Option<Bound>,
+    #[serde(rename = "geometry.face_width")]
+    pub face_width: Option<Bound>,
+    /// Largest distance of the face centre from x = 240, in pixels.
+    #[serde(rename = "geometry.centered")]
+    pub centered: Option<Bound>,
+    /// Largest tilt, in degrees.
+    #[serde(rename = "geometry.roll")]
+    pub roll: Option<Bound>,
+    #[serde(rename = "geometry.yaw")]
+    pub yaw: Option<Bound>,
+    #[serde(rename = "geometry.pitch")]
+    pub pitch: Option<Bound>,
+    /// Largest share of a side edge, above the chin, that the person may touch.
+    #[serde(rename = "geometry.margins")]
+    pub margins: Option<Bound>,
+    #[serde(rename = "background.color")]
+    pub background_color: Option<BackgroundColorRule>,
+    /// Spread (90th percentile ΔE from the mean) and gradient (ΔE between sides), each at most `max`.
+    #[serde(rename = "background.uniform")]
+    pub background_uniform: Option<Bound>,
+    /// Share of background that differs from its mean by more than 12 ΔE.
+    #[serde(rename = "background.clean")]
+    pub background_clean: Option<Bound>,
+    /// Lid gap over eye width, for each eye.
+    #[serde(rename = "expression.eyes_open")]
+    pub eyes_open: Option<Bound>,
+    /// Inner-lip gap over mouth width.
+    #[serde(rename = "expression.mouth_closed")]
+    pub mouth_closed: Option<Bound>,
+    /// Mean L* of the facial skin.
+    #[serde(rename = "lighting.exposure")]
+    pub exposure: Option<Bound>,
+    /// Share of facial skin samples with a clipped channel.
+    #[serde(rename = "lighting.highlights")]
+    pub highlights: Option<Bound>,
+    /// Difference of L* between the cheeks.
+    #[serde(rename = "lighting.balance")]
+    pub balance: Option<Bound>,
+    /// Variance of the Laplacian over the face at a 240-pixel face width.
+    #[serde(rename = "quality.sharpness")]
+    pub sharpness: Option<Bound>,
+}
+
+/// A measure that must lie within `min`–`max` (either may be left out).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bound {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub severity: Severity,
+}
+
+impl Bound {
+    pub fn holds(&self, v: f64) -> bool {
+        self.min.is_none_or(|m| v >= m) && self.max.is_none_or(|m| v <= m)
+    }
+}
+
+/// The background colours S 二.1 names, by their reference values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackgroundColor {
+    LightBlue,
+    White,
+    LightGrey,
+}
+
+impl BackgroundColor {
+    pub fn rgb(self) -> [f32; 3] {
+        match self {
+            BackgroundColor::LightBlue => [100.0, 197.0, 255.0],
+            BackgroundColor::White => [255.0, 255.0, 255.0],
+            BackgroundColor::LightGrey => [240.0, 240.0, 240.0],
+        }
+    }
+
+    pub fn name(self) -> (&'static str, &'static str) {
+        match self {
+            BackgroundColor::LightBlue => ("浅蓝色", "light blue"),
+            BackgroundColor::White => ("白色", "white"),
+            BackgroundColor::LightGrey => ("浅灰色", "light grey"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackgroundColorRule {
+    pub allowed: Vec<BackgroundColor>,
+    /// Largest CIEDE2000 from the nearest allowed colour.
+    pub max_delta_e: f64,
+    pub severity: Severity,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -1,0 +1,386 @@
+//! The rules about the person, judged on [`PersonMeasurements`]. Every number a message gives is in pixels of the
+//! 480 × 640 rendering (or degrees, or CIEDE2000), so a student reads "your eyes sit at 186 px, they must be
+//! 200–300".
+
+use serde_json::{Value, json};
+
+use super::profile::{Bound, Rules};
+use super::report::{Finding, Severity};
+use super::rule::Rule;
+use crate::measure::color::{delta_e2000, lab};
+use crate::measure::person::PersonMeasurements;
+use crate::message::Message;
+
+fn finding(rule: Rule, severity: Severity, measured: Value, limit: Value, message: Message) -> Finding {
+    Finding { rule, severity, measured, limit, message }
+}
+
+fn limit_json(b: &Bound) -> Value {
+    json!([b.min, b.max])
+}
+
+fn range_text(b: &Bound, unit: &str) -> (String, String) {
+    match (b.min, b.max) {
+        (Some(lo), Some(hi)) => (format!("{lo}–{hi}{unit}"), format!("{lo}–{hi}{unit}")),
+        (Some(lo), None) => (format!("不小于 {lo}{unit}"), format!("at least {lo}{unit}")),
+        (None, Some(hi)) => (format!("不大于 {hi}{unit}"), format!("at most {hi}{unit}")),
+        (None, None) => (String::new(), String::new()),
+    }
+}
+
+/// A measured number against a bound, with the sentence both ways.
+fn bounded(rule: Rule, b: &Bound, v: f64, measured: Value, what: (&str, &str), unit: &str) -> Finding {
+    let ok = b.holds(v);
+    let (rz, re) = range_text(b, unit);
+    let shown = if v.abs() >= 10.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+    let message = if ok {
+        Message::new(
+            format!("{} {shown}{unit}，符合 {rz}。", what.0),
+            format!("{} {shown}{unit}, within {re}.", what.1),
+        )
+    } else {
+        Message::new(
+            format!("{} {shown}{unit}，应为 {rz}。", what.0),
+            format!("{} {shown}{unit}; it must be {re}.", what.1),
+        )
+    };
+    finding(rule, if ok { Severity::Pass } else { b.severity }, measured, limit_json(b), message)
+}
+
+fn no_face_message() -> Message {
+    Message::new("未能找到人脸，无法测量。", "No face was found, so this could not be measured.")
+}
+
+/// Evaluates the person rules of a profile. Without a face, each geometry rule says so rather than passing.
+pub fn judge(p: &PersonMeasurements, rules: &Rules) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let Some(r) = &rules.face_count {
+        let n = p.faces;
+        let (ok, message) = match n {
+            1 => (true, Message::new("照片中有一个人。", "One person in the photo.")),
+            0 => (false, Message::new("照片中未找到人脸。", "No face found in the photo.")),
+            _ => (
+                false,
+                Message::new(
+                    format!("照片中有 {n} 张人脸，只能有本人一人。"),
+                    format!("{n} faces in the photo; only the graduate may appear."),
+                ),
+            ),
+        };
+        out.push(finding(Rule::FaceCount, if ok { Severity::Pass } else { r.severity }, json!(n), json!(1), message));
+    }
+    let unmeasured =
+        |rule: Rule, severity: Severity| finding(rule, severity, Value::Null, Value::Null, no_face_message());
+    if let Some(r) = &rules.croppable {
+        out.push(match (&p.crop, &p.no_crop) {
+            (Some(c), _) => finding(
+                Rule::GeometryCroppable,
+                Severity::Pass,
+                json!({"left": c.left, "top": c.top, "width": c.width}),
+                json!([480, 640]),
+                Message::new(
+                    "可以从原图裁剪出符合标准构图的 480×640 注册照。",
+                    "A 480×640 registered photo with the standard's framing can be cropped from this original.",
+                ),
+            ),
+            (None, Some(e)) => {
+                let [top, bottom, left, right] = e.missing.map(|v| v.round());
+                let (zh, en) = if e.needs_upscale {
+                    (
+                        "原图像素不足：人脸需要放大才能达到标准大小，请使用更高分辨率的原图。".to_string(),
+                        "Too few pixels: the face would have to be enlarged; use a higher-resolution original.".to_string(),
+                    )
+                } else {
+                    (
+                        format!("构图过紧，无法裁剪：上方缺 {top} 像素，下方缺 {bottom}，左侧缺 {left}，右侧缺 {right}（按 480×640 计）。头部上方和两侧须留出背景。"),
+                        format!("Framed too tight to crop: missing {top} px above, {bottom} below, {left} left, {right} right (in 480×640 terms). Leave background above and beside the head."),
+                    )
+                };
+                finding(Rule::GeometryCroppable, r.severity, json!({"missing": e.missing, "needs_upscale": e.needs_upscale}), json!([480, 640]), Message::new(zh, en))
+            }
+            (None, None) => unmeasured(Rule::GeometryCroppable, r.severity),
+        });
+    }
+    let f = p.framing.as_ref();
+    if let Some(r) = &rules.centered {
+        out.push(match f {
+            Some(f) => {
+                let off = f64::from(f.face_center_x - 240.0);
+                let mut x = bounded(
+                    Rule::GeometryCentered,
+                    r,
+                    off.abs(),
+                    json!(f.face_center_x),
+                    ("脸部中心偏离中线", "Face centre off the middle by"),
+                    " px",
+                );
+                x.limit = json!([240.0 - r.max.unwrap_or(0.0), 240.0 + r.max.unwrap_or(0.0)]);
+                x
+            }
+            None => unmeasured(Rule::GeometryCentered, r.severity),
+        });
+    }
+    if let Some(r) = &rules.hair_top {
+        out.push(match f {
+            Some(f) => bounded(
+                Rule::GeometryHairTop,
+                r,
+                f64::from(f.hair_top),
+                json!(f.hair_top),
+                ("头顶距上边", "Top of hair from the top edge:"),
+                " px",
+            ),
+            None => unmeasured(Rule::GeometryHairTop, r.severity),
+        });
+    }
+    if let Some(r) = &rules.eye_line {
+        out.push(match f {
+            Some(f) => {
+                let [a, b] = f.eye_line.map(f64::from);
+                let worst = if r.holds(a) { b } else { a };
+                let mut x = bounded(
+                    Rule::GeometryEyeLine,
+                    r,
+                    worst,
+                    json!(f.eye_line),
+                    ("眼睛距上边", "Eyes from the top edge:"),
+                    " px",
+                );
+                if r.holds(a) && r.holds(b) {
+                    x.message = Message::new(
+                        format!("双眼距上边 {a:.0} 和 {b:.0} 像素，符合 200–300。"),
+                        format!("Eyes at {a:.0} and {b:.0} px from the top edge, within 200–300."),
+                    );
+                }
+                x
+            }
+            None => unmeasured(Rule::GeometryEyeLine, r.severity),
+        });
+    }
+    if let Some(r) = &rules.face_width {
+        out.push(match f {
+            Some(f) => bounded(
+                Rule::GeometryFaceWidth,
+                r,
+                f64::from(f.face_width),
+                json!(f.face_width),
+                ("脸部宽度", "Face width"),
+                " px",
+            ),
+            None => unmeasured(Rule::GeometryFaceWidth, r.severity),
+        });
+    }
+    for (bound, rule, what, get) in [
+        (
+            &rules.roll,
+            Rule::GeometryRoll,
+            ("头部倾斜", "Head tilt"),
+            (|p: &crate::measure::person::Pose| p.roll) as fn(&_) -> f32,
+        ),
+        (&rules.yaw, Rule::GeometryYaw, ("头部左右转动", "Head turned sideways by"), |p| p.yaw),
+        (&rules.pitch, Rule::GeometryPitch, ("头部俯仰", "Head tipped up or down by"), |p| p.pitch),
+    ] {
+        if let Some(r) = bound {
+            out.push(match &p.pose {
+                Some(pose) => {
+                    let v = get(pose);
+                    bounded(rule, r, f64::from(v.abs()), json!(v), what, "°")
+                }
+                None => unmeasured(rule, r.severity),
+            });
+        }
+    }
+    if let Some(r) = &rules.margins {
+        out.push(match p.edge_contact {
+            Some([l, rr]) => {
+                let worst = f64::from(l.max(rr));
+                let ok = r.holds(worst);
+                finding(
+                    Rule::GeometryMargins,
+                    if ok { Severity::Pass } else { r.severity },
+                    json!([l, rr]),
+                    limit_json(r),
+                    if ok {
+                        Message::new("头部两侧留有背景。", "There is background on both sides of the head.")
+                    } else {
+                        Message::new(
+                            "人像触及左右边缘，两侧须留出背景。",
+                            "The person touches the side edges; leave background on both sides.",
+                        )
+                    },
+                )
+            }
+            None => unmeasured(Rule::GeometryMargins, r.severity),
+        });
+    }
+    let bg = p.background.as_ref();
+    if let Some(r) = &rules.background_color {
+        out.push(match bg {
+            Some(bg) => {
+                let nearest = r
+                    .allowed
+                    .iter()
+                    .map(|c| (*c, delta_e2000(bg.mean_lab, lab(c.rgb()))))
+                    .min_by(|a, b| a.1.total_cmp(&b.1));
+                let allowed_zh = r.allowed.iter().map(|c| c.name().0).collect::<Vec<_>>().join("、");
+                let allowed_en = r.allowed.iter().map(|c| c.name().1).collect::<Vec<_>>().join(", ");
+                let [cr, cg, cb] = bg.mean_rgb.map(|v| v.round());
+                match nearest {
+                    Some((c, d)) => {
+                        let ok = f64::from(d) <= r.max_delta_e;
+                        finding(
+                            Rule::BackgroundColor,
+                            if ok { Severity::Pass } else { r.severity },
+                            json!({"rgb": [cr, cg, cb], "nearest": c, "delta_e": d}),
+                            json!({"allowed": r.allowed, "max_delta_e": r.max_delta_e}),
+                            if ok {
+                                Message::new(format!("背景颜色 RGB({cr},{cg},{cb})，接近{}（色差 {d:.1}）。", c.name().0), format!("Background RGB({cr},{cg},{cb}), close to {} (ΔE {d:.1}).", c.name().1))
+                            } else {
+                                Message::new(format!("背景颜色 RGB({cr},{cg},{cb})，与{}相差 {d:.1}（上限 {}），须为{allowed_zh}。", c.name().0, r.max_delta_e), format!("Background RGB({cr},{cg},{cb}) is ΔE {d:.1} from {} (limit {}); it must be {allowed_en}.", c.name().1, r.max_delta_e))
+                            },
+                        )
+                    }
+                    None => unmeasured(Rule::BackgroundColor, r.severity),
+                }
+            }
+            None => finding(Rule::BackgroundColor, r.severity, Value::Null, Value::Null, Message::new("未能找到足够的背景区域来测量颜色。", "Too little background was found to measure its colour.")),
+        });
+    }
+    if let Some(r) = &rules.background_uniform {
+        out.push(match bg {
+            Some(bg) => {
+                let worst = f64::from(bg.spread.max(bg.gradient));
+                let ok = r.holds(worst);
+                finding(
+                    Rule::BackgroundUniform,
+                    if ok { Severity::Pass } else { r.severity },
+                    json!({"spread": bg.spread, "gradient": bg.gradient}),
+                    limit_json(r),
+                    if ok {
+                        Message::new(
+                            format!("背景均匀（色差离散 {:.1}，渐变 {:.1}）。", bg.spread, bg.gradient),
+                            format!("Uniform background (spread ΔE {:.1}, gradient ΔE {:.1}).", bg.spread, bg.gradient),
+                        )
+                    } else {
+                        Message::new(
+                            format!("背景不均匀或有渐变（色差离散 {:.1}，渐变 {:.1}）。", bg.spread, bg.gradient),
+                            format!(
+                                "The background is uneven or graded (spread ΔE {:.1}, gradient ΔE {:.1}).",
+                                bg.spread, bg.gradient
+                            ),
+                        )
+                    },
+                )
+            }
+            None => unmeasured(Rule::BackgroundUniform, r.severity),
+        });
+    }
+    if let Some(r) = &rules.background_clean {
+        out.push(match bg {
+            Some(bg) => {
+                let pct = f64::from(bg.foreign) * 100.0;
+                let ok = r.holds(f64::from(bg.foreign));
+                finding(
+                    Rule::BackgroundClean,
+                    if ok { Severity::Pass } else { r.severity },
+                    json!(bg.foreign),
+                    limit_json(r),
+                    if ok {
+                        Message::new("背景中没有阴影或其他物体。", "No shadows or objects in the background.")
+                    } else {
+                        Message::new(
+                            format!("背景中有 {pct:.1}% 的区域颜色异常（阴影、物体或他人）。"),
+                            format!("{pct:.1}% of the background differs (shadows, objects or other people)."),
+                        )
+                    },
+                )
+            }
+            None => unmeasured(Rule::BackgroundClean, r.severity),
+        });
+    }
+    let ex = p.expression.as_ref();
+    if let Some(r) = &rules.eyes_open {
+        out.push(match ex {
+            Some(e) => {
+                let worst = f64::from(e.eye_open[0].min(e.eye_open[1]));
+                let ok = r.holds(worst);
+                finding(
+                    Rule::ExpressionEyesOpen,
+                    if ok { Severity::Pass } else { r.severity },
+                    json!(e.eye_open),
+                    limit_json(r),
+                    if ok {
+                        Message::new("双眼自然睁开。", "Both eyes open.")
+                    } else {
+                        Message::new(
+                            "眼睛未完全睁开，请双眼自然睁开平视。",
+                            "An eye is not fully open; keep both eyes naturally open.",
+                        )
+                    },
+                )
+            }
+            None => unmeasured(Rule::ExpressionEyesOpen, r.severity),
+        });
+    }
+    if let Some(r) = &rules.mouth_closed {
+        out.push(match ex {
+            Some(e) => {
+                let ok = r.holds(f64::from(e.mouth_gap));
+                finding(
+                    Rule::ExpressionMouthClosed,
+                    if ok { Severity::Pass } else { r.severity },
+                    json!(e.mouth_gap),
+                    limit_json(r),
+                    if ok {
+                        Message::new("嘴唇自然闭合。", "Lips closed.")
+                    } else {
+                        Message::new(
+                            "嘴唇张开或露出牙齿，请自然闭合嘴唇。",
+                            "The mouth is open or shows teeth; close the lips naturally.",
+                        )
+                    },
+                )
+            }
+            None => unmeasured(Rule::ExpressionMouthClosed, r.severity),
+        });
+    }
+    let light = p.light.as_ref();
+    for (bound, rule, what, get) in [
+        (
+            &rules.exposure,
+            Rule::LightingExposure,
+            ("面部亮度 L*", "Face lightness L*"),
+            (|l: &crate::measure::person::FaceLight| l.lightness) as fn(&_) -> f32,
+        ),
+        (&rules.highlights, Rule::LightingHighlights, ("面部过曝比例", "Share of clipped face pixels"), |l| {
+            l.clipped
+        }),
+        (
+            &rules.balance,
+            Rule::LightingBalance,
+            ("左右脸亮度差 ΔL*", "Left–right face lightness difference ΔL*"),
+            |l| l.balance.abs(),
+        ),
+    ] {
+        if let Some(r) = bound {
+            out.push(match light {
+                Some(l) => bounded(rule, r, f64::from(get(l)), json!(get(l)), what, ""),
+                None => unmeasured(rule, r.severity),
+            });
+        }
+    }
+    if let Some(r) = &rules.sharpness {
+        out.push(match p.sharpness {
+            Some(s) => bounded(
+                Rule::QualitySharpness,
+                r,
+                f64::from(s),
+                json!(s),
+                ("面部清晰度（拉普拉斯方差）", "Face sharpness (Laplacian variance)"),
+                "",
+            ),
+            None => unmeasured(Rule::QualitySharpness, r.severity),
+        });
+    }
+    out
+}

@@ -1,0 +1,96 @@
+//! Running the three models on an analysed image. The model bytes are handed in (verified by the caller);
+//! loading parses and prepares them once, and a loaded set is shared across threads.
+
+use gradphoto_tflite::Model;
+
+use super::detect::{self, Detection};
+use super::mesh::{self, Roi};
+use super::segment::{self, Mask};
+use crate::decode::RgbImage;
+use crate::measure::person::FaceOutputs;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("the {which} model cannot be loaded: {source}")]
+    Load { which: &'static str, source: gradphoto_tflite::Error },
+    #[error("the {which} model failed: {source}")]
+    Run { which: &'static str, source: gradphoto_tflite::Error },
+    #[error("the {which} model has unexpected outputs")]
+    Outputs { which: &'static str },
+}
+
+pub struct FaceModels {
+    detector: Model,
+    landmarker: Model,
+    segmenter: Model,
+}
+
+impl std::fmt::Debug for FaceModels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FaceModels")
+    }
+}
+
+/// The output whose element count is `n`, so that output order in the file does not matter.
+fn output_of_len(outputs: &mut Vec<Vec<f32>>, n: usize) -> Option<Vec<f32>> {
+    let i = outputs.iter().position(|o| o.len() == n)?;
+    Some(outputs.swap_remove(i))
+}
+
+impl FaceModels {
+    pub fn load(detector: &[u8], landmarker: &[u8], segmenter: &[u8]) -> Result<FaceModels, ModelError> {
+        let load = |which, bytes| Model::from_bytes(bytes).map_err(|source| ModelError::Load { which, source });
+        Ok(FaceModels {
+            detector: load("face detector", detector)?,
+            landmarker: load("face landmark", landmarker)?,
+            segmenter: load("person segmentation", segmenter)?,
+        })
+    }
+
+    /// Faces in the image, best first, with score at least `min_score`.
+    pub fn detect(&self, img: &RgbImage, min_score: f32) -> Result<Vec<Detection>, ModelError> {
+        let which = "face detector";
+        let (input, lb) = detect::input(img);
+        let mut out = self.detector.run(&[&input]).map_err(|source| ModelError::Run { which, source })?;
+        let regressors = output_of_len(&mut out, detect::ANCHORS * detect::VALUES).ok_or(ModelError::Outputs { which })?;
+        let scores = output_of_len(&mut out, detect::ANCHORS).ok_or(ModelError::Outputs { which })?;
+        Ok(detect::decode(&regressors, &scores, &lb, min_score))
+    }
+
+    /// The 468 landmarks of the face the detection found, and the model's face confidence.
+    pub fn landmarks(&self, img: &RgbImage, face: &Detection) -> Result<(Vec<[f32; 3]>, f32), ModelError> {
+        let which = "face landmark";
+        let roi = Roi::from_detection(face);
+        let input = mesh::input(img, &roi);
+        let mut out = self.landmarker.run(&[&input]).map_err(|source| ModelError::Run { which, source })?;
+        let raw = output_of_len(&mut out, mesh::POINTS * 3).ok_or(ModelError::Outputs { which })?;
+        let presence = output_of_len(&mut out, 1).ok_or(ModelError::Outputs { which })?;
+        let points = mesh::landmarks(&raw, &roi).ok_or(ModelError::Outputs { which })?;
+        let score = 1.0 / (1.0 + (-presence[0].clamp(-100.0, 100.0)).exp());
+        Ok((points, score))
+    }
+
+    pub fn mask(&self, img: &RgbImage) -> Result<Mask, ModelError> {
+        let which = "person segmentation";
+        let input = segment::input(img);
+        let mut out = self.segmenter.run(&[&input]).map_err(|source| ModelError::Run { which, source })?;
+        let probs = output_of_len(&mut out, segment::INPUT * segment::INPUT).ok_or(ModelError::Outputs { which })?;
+        Ok(Mask::new(probs, img.width, img.height))
+    }
+
+    /// All three on one image: every face (the largest first: the sitter, not a bystander), the mesh of the
+    /// largest, the person mask.
+    pub fn analyse(&self, img: &RgbImage) -> Result<FaceOutputs, ModelError> {
+        let mut detections = self.detect(img, 0.5)?;
+        detections.sort_by(|a, b| (b.bbox[2] * b.bbox[3]).total_cmp(&(a.bbox[2] * a.bbox[3])));
+        let (landmarks, mesh_score) = match detections.first() {
+            Some(face) => {
+                let (points, score) = self.landmarks(img, face)?;
+                (Some(points), score)
+            }
+            None => (None, 0.0),
+        };
+        let mask = Some(self.mask(img)?);
+        Ok(FaceOutputs { detections, landmarks, mesh_score, mask })
+    }
+}
