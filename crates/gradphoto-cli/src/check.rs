@@ -1,13 +1,16 @@
 //! `gradphoto check`: files and folders in, one report per photo out, in parallel over all cores.
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use gradphoto_core::annotate::annotate;
 use gradphoto_core::judge::{JudgeContext, ReportError};
+use gradphoto_core::measure::face::models::FaceModels;
 use gradphoto_core::{CheckOptions, Lang, Message, Profile, Report, Verdict};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -33,6 +36,12 @@ pub struct CheckArgs {
     /// 语言 / language of the messages
     #[arg(long, value_enum, default_value = "zh")]
     lang: LangArg,
+    /// 为每张照片写出标注图到此文件夹 / write an annotated picture of each photo into this folder
+    #[arg(long, value_name = "DIR")]
+    annotate: Option<PathBuf>,
+    /// 只检查文件本身，不运行人脸模型 / judge the file rules only, without the face models
+    #[arg(long)]
+    file_rules_only: bool,
     /// 照片文件或文件夹（递归查找 .jpg/.jpeg）/ photo files or folders (searched for .jpg/.jpeg)
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -111,7 +120,43 @@ fn today() -> i64 {
     (secs / 86_400) as i64
 }
 
-pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+/// Loads the face models from the cache, fetching them on first use.
+pub fn load_models(data: &Path) -> anyhow::Result<FaceModels> {
+    let paths = gradphoto_models::ensure(data, |m| {
+        let _ = writeln!(std::io::stderr(), "{m}");
+    })?;
+    let read = |p: &Path, m: &gradphoto_models::ModelFile| gradphoto_models::read_verified(p, m);
+    Ok(FaceModels::load(
+        &read(&paths.face_detector, &gradphoto_models::FACE_DETECTOR)?,
+        &read(&paths.face_landmarker, &gradphoto_models::FACE_LANDMARKER)?,
+        &read(&paths.person_segmenter, &gradphoto_models::PERSON_SEGMENTER)?,
+    )?)
+}
+
+/// The annotated picture's file name: the photo's path with separators flattened, so that no two collide.
+fn annotated_name(path: &Path) -> String {
+    let flat: String = path
+        .with_extension("")
+        .to_string_lossy()
+        .trim_start_matches("./")
+        .chars()
+        .map(|c| if c == '/' || c == '\\' || c == ':' { '_' } else { c })
+        .collect();
+    format!("{}.annotated.jpg", flat.trim_start_matches(['.', '_']))
+}
+
+fn write_jpeg(path: &Path, img: &gradphoto_core::decode::RgbImage) -> anyhow::Result<()> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode(
+        &img.pixels,
+        img.width,
+        img.height,
+        image::ExtendedColorType::Rgb8,
+    )?;
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+}
+
+pub fn run(args: CheckArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
     let profile = load_profile(&args.profile)?;
     let lang = match args.lang {
         LangArg::Zh => Lang::Zh,
@@ -121,7 +166,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() {
         bail!("no .jpg or .jpeg files found in the given paths");
     }
-    let options = CheckOptions { context: JudgeContext { today: Some(today()) }, ..CheckOptions::default() };
+    let models =
+        if profile.needs_faces() && !args.file_rules_only { Some(Arc::new(load_models(&data)?)) } else { None };
+    if let Some(dir) = &args.annotate {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let options = CheckOptions { context: JudgeContext { today: Some(today()) }, models, ..CheckOptions::default() };
     let progress = if std::io::stderr().is_terminal() && files.len() >= 20 {
         let bar = ProgressBar::new(files.len() as u64);
         bar.set_style(
@@ -137,7 +187,16 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .map(|path| {
             let name = path.display().to_string();
             let report = match read_bounded(path, options.limits.max_file_bytes) {
-                Ok(data) => gradphoto_core::check(&name, &data, &profile, &options).report,
+                Ok(data) => {
+                    let checked = gradphoto_core::check(&name, &data, &profile, &options);
+                    if let (Some(dir), Some(img)) = (&args.annotate, &checked.image) {
+                        let picture = annotate(img, checked.person.as_ref(), checked.mask.as_ref(), &checked.report);
+                        if let Err(e) = write_jpeg(&dir.join(annotated_name(path)), &picture) {
+                            let _ = writeln!(std::io::stderr(), "gradphoto: {e:#}");
+                        }
+                    }
+                    checked.report
+                }
                 Err(err) => Report::new(name, profile.name.clone(), Some(err), Vec::new(), Default::default()),
             };
             progress.inc(1);

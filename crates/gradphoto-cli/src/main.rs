@@ -1,6 +1,7 @@
 //! `gradphoto`: the command line. `gradphoto check` judges photos against the degree-photo standard.
 
 mod check;
+mod eval;
 mod models;
 mod output;
 
@@ -25,6 +26,8 @@ enum Command {
     Check(check::CheckArgs),
     /// 人脸模型 / face models
     Models(models::ModelsArgs),
+    /// 在标注集上评估并校准阈值 / evaluate on the labelled set and calibrate the thresholds
+    Eval(eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,8 +40,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Check(args) => check::run(args),
+        Command::Check(args) => check::run(args, models::data_dir(cli.data)),
         Command::Models(args) => models::run(args, models::data_dir(cli.data)),
+        Command::Eval(args) => eval::run(args, models::data_dir(cli.data)),
     };
     match result {
         Ok(code) => code,

@@ -6,8 +6,18 @@ use std::process::{Command, Output};
 use gradphoto_testkit::exif::ExifSpec;
 use gradphoto_testkit::{JpegSpec, add_noise, crop_to, encode, portrait};
 
+/// The data folder of the tests: models fetched once into target/, never into the user's home.
+fn data_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-models-data")
+}
+
 fn gradphoto(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gradphoto")).args(args).current_dir(dir).output().expect("runs")
+    Command::new(env!("CARGO_BIN_EXE_gradphoto"))
+        .args(args)
+        .env("GRADPHOTO_DATA", data_dir())
+        .current_dir(dir)
+        .output()
+        .expect("runs")
 }
 
 fn original(exif: ExifSpec) -> Vec<u8> {
@@ -44,7 +54,7 @@ fn image_png() -> gradphoto_testkit::ImageFormat {
 #[test]
 fn a_folder_in_json_with_every_file_and_exit_2_for_the_unreadable_one() {
     let dir = folder();
-    let out = gradphoto(&["check", "--format", "json", "."], dir.path());
+    let out = gradphoto(&["check", "--file-rules-only", "--format", "json", "."], dir.path());
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
     let reports = reports.as_array().unwrap();
@@ -63,12 +73,12 @@ fn a_folder_in_json_with_every_file_and_exit_2_for_the_unreadable_one() {
 #[test]
 fn exit_0_when_all_pass_and_1_on_a_finding() {
     let dir = folder();
-    let ok = gradphoto(&["check", "good.jpg", "学院/sub"], dir.path());
+    let ok = gradphoto(&["check", "--file-rules-only", "good.jpg", "学院/sub"], dir.path());
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
     let text = String::from_utf8(ok.stdout).unwrap();
     assert!(text.contains("✓ good.jpg — 通过"), "{text}");
     assert!(text.contains("共 2 个文件：通过 2"), "{text}");
-    let phone = gradphoto(&["check", "--lang", "en", "学院/phone.jpg"], dir.path());
+    let phone = gradphoto(&["check", "--file-rules-only", "--lang", "en", "学院/phone.jpg"], dir.path());
     assert_eq!(phone.status.code(), Some(1));
     let text = String::from_utf8(phone.stdout).unwrap();
     assert!(text.contains("reject") && text.contains("Taken with a phone"), "{text}");
@@ -78,12 +88,14 @@ fn exit_0_when_all_pass_and_1_on_a_finding() {
 #[test]
 fn jsonl_and_csv_carry_the_same_findings() {
     let dir = folder();
-    let jsonl = gradphoto(&["check", "--format", "jsonl", "--profile", "registered", "."], dir.path());
+    let jsonl =
+        gradphoto(&["check", "--file-rules-only", "--format", "jsonl", "--profile", "registered", "."], dir.path());
     let lines: Vec<serde_json::Value> =
         String::from_utf8(jsonl.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 4);
     assert!(lines.iter().all(|r| r["profile"] == "registered"));
-    let csv_out = gradphoto(&["check", "--format", "csv", "--profile", "registered", "."], dir.path());
+    let csv_out =
+        gradphoto(&["check", "--file-rules-only", "--format", "csv", "--profile", "registered", "."], dir.path());
     let mut reader = csv::Reader::from_reader(csv_out.stdout.as_slice());
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
@@ -103,7 +115,7 @@ fn usage_errors_and_missing_files_exit_2() {
     assert_eq!(gradphoto(&["check"], dir.path()).status.code(), Some(2));
     assert_eq!(gradphoto(&["check", "--profile", "nope", "good.jpg"], dir.path()).status.code(), Some(2));
     assert_eq!(gradphoto(&["check", "--format", "xml", "good.jpg"], dir.path()).status.code(), Some(2));
-    let missing = gradphoto(&["check", "--format", "json", "good.jpg", "missing.jpg"], dir.path());
+    let missing = gradphoto(&["check", "--file-rules-only", "--format", "json", "good.jpg", "missing.jpg"], dir.path());
     assert_eq!(missing.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&missing.stdout).unwrap();
     assert_eq!(v[1]["error"]["code"], "io.read");
@@ -132,8 +144,7 @@ fn a_site_profile_file_is_accepted() {
 #[test]
 fn models_fetch_from_a_folder_and_a_clear_error_without_pip() {
     // The models the other tests fetched with pip, copied into a folder as an air-gapped site would.
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-models-data");
-    let paths = gradphoto_models::ensure(&cache, |_| {}).expect("models");
+    let paths = gradphoto_models::ensure(&data_dir(), |_| {}).expect("models");
     let folder = tempfile::tempdir().unwrap();
     for p in [&paths.face_detector, &paths.face_landmarker, &paths.person_segmenter] {
         std::fs::copy(p, folder.path().join(p.file_name().unwrap())).unwrap();
@@ -153,4 +164,32 @@ fn models_fetch_from_a_folder_and_a_clear_error_without_pip() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--from DIR"), "{err}");
+}
+
+#[test]
+fn the_face_rules_and_the_annotated_picture() {
+    // A registered-size photo cut from a real portrait: the eyes and face are measured, and the picture is drawn.
+    let dir = tempfile::tempdir().unwrap();
+    let img = crop_to(&portrait("chris_pratt_ccby.jpeg"), 480, 640);
+    std::fs::write(dir.path().join("reg.jpg"), encode(&img, &JpegSpec { quality: 80, ..Default::default() })).unwrap();
+    let out = gradphoto(
+        &["check", "--profile", "registered", "--format", "json", "--annotate", "drawn", "reg.jpg"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let find = |id: &str| v[0]["findings"].as_array().unwrap().iter().find(|f| f["rule"] == id).cloned().unwrap();
+    assert_eq!(find("face.count")["measured"], 1);
+    let eyes = find("geometry.eye_line")["measured"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_f64().unwrap())
+        .collect::<Vec<_>>();
+    assert!(eyes.iter().all(|e| (150.0..350.0).contains(e)), "{eyes:?}");
+    // The grey studio background is not light blue, white or light grey.
+    assert_eq!(find("background.color")["severity"], "reject");
+    let drawn = std::fs::read(dir.path().join("drawn/reg.annotated.jpg")).expect("annotated picture");
+    let pic = image::load_from_memory(&drawn).unwrap();
+    assert_eq!((pic.width(), pic.height()), (480, 640));
 }

@@ -1,9 +1,14 @@
 //! The whole check of one photo: decode → measure → judge, as one call that always returns a report.
 
+use std::sync::Arc;
+
 use crate::decode::{ReadError, RgbImage, Scale, pixels};
+use crate::judge::profile::ProfileFraming;
 use crate::judge::report::{Report, ReportError};
-use crate::judge::{JudgeContext, Profile, file_rules};
+use crate::judge::{JudgeContext, Profile, file_rules, person_rules};
 use crate::limits::Limits;
+use crate::measure::face::models::FaceModels;
+use crate::measure::person::{self, FramingMode};
 use crate::measure::{self, FileMeasurements, Inspection};
 
 #[derive(Debug, Clone)]
@@ -13,11 +18,18 @@ pub struct CheckOptions {
     /// Pixels are decoded at the smallest DCT scale whose long side is at least this. Default 800: a 12-megapixel
     /// original is analysed at 1000 × 750.
     pub analysis_min_long_side: u32,
+    /// The face models; without them the person rules are not judged (absent from the report, never passed).
+    pub models: Option<Arc<FaceModels>>,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { limits: Limits::DEFAULT, context: JudgeContext::default(), analysis_min_long_side: 800 }
+        CheckOptions {
+            limits: Limits::DEFAULT,
+            context: JudgeContext::default(),
+            analysis_min_long_side: 800,
+            models: None,
+        }
     }
 }
 
@@ -26,6 +38,10 @@ impl Default for CheckOptions {
 pub struct Checked {
     pub report: Report,
     pub image: Option<RgbImage>,
+    /// What was measured of the person, when the models ran.
+    pub person: Option<person::PersonMeasurements>,
+    /// The person mask, when the models ran (for drawing).
+    pub mask: Option<crate::measure::face::segment::Mask>,
 }
 
 fn measurements_json(m: &FileMeasurements) -> serde_json::Map<String, serde_json::Value> {
@@ -47,7 +63,7 @@ pub fn check_file(name: &str, data: &[u8], profile: &Profile, options: &CheckOpt
 pub fn check(name: &str, data: &[u8], profile: &Profile, options: &CheckOptions) -> Checked {
     let inspection = match measure::inspect(name, data, &options.limits) {
         Ok(i) => i,
-        Err(e) => return Checked { report: error_report(name, profile, &e), image: None },
+        Err(e) => return Checked { report: error_report(name, profile, &e), image: None, person: None, mask: None },
     };
     let frame = &inspection.container.frame;
     let scale = Scale::for_analysis(frame.width, frame.height, options.analysis_min_long_side);
@@ -57,9 +73,44 @@ pub fn check(name: &str, data: &[u8], profile: &Profile, options: &CheckOptions)
             let mut report = file_report(name, profile, options, &inspection, None);
             report.measurements.insert("analysis_scale".into(), serde_json::json!(scale.denominator()));
             report.measurements.insert("analysis_size".into(), serde_json::json!([img.width, img.height]));
-            Checked { report, image: Some(img) }
+            let mut person = None;
+            let mut mask = None;
+            if let Some(models) = options.models.as_deref().filter(|_| profile.needs_faces()) {
+                let upright_width = inspection.measurements.upright_width.max(1) as f32;
+                let mode = match profile.framing {
+                    ProfileFraming::Whole => FramingMode::Whole,
+                    // At least 480 pixels of the original: no upscaling.
+                    ProfileFraming::Crop => {
+                        FramingMode::BestCrop { min_width: 480.0 * img.width as f32 / upright_width }
+                    }
+                };
+                match models.analyse(&img) {
+                    Ok(outputs) => {
+                        let m = person::measure(&img, &outputs, mode);
+                        report.findings.extend(person_rules::judge(&m, &profile.rules));
+                        if let Ok(v) = serde_json::to_value(&m) {
+                            report.measurements.insert("person".into(), v);
+                        }
+                        person = Some(m);
+                        mask = outputs.mask;
+                    }
+                    Err(e) => {
+                        report.error = Some(ReportError {
+                            code: "analysis.failed".into(),
+                            message: crate::message::Message::new("人脸分析失败。", e.to_string()),
+                        });
+                    }
+                }
+                report.settle();
+            }
+            Checked { report, image: Some(img), person, mask }
         }
-        Err(e) => Checked { report: file_report(name, profile, options, &inspection, Some(&e)), image: None },
+        Err(e) => Checked {
+            report: file_report(name, profile, options, &inspection, Some(&e)),
+            image: None,
+            person: None,
+            mask: None,
+        },
     }
 }
 

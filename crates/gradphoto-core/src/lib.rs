@@ -4,6 +4,7 @@
 //! (facts) → [`judge`] (findings against a [`judge::Profile`]) → later normalise and [`seal`]. Pure: no I/O beyond
 //! the bytes handed in, no threads, no network.
 
+pub mod annotate;
 pub mod calendar;
 pub mod check;
 pub mod decode;

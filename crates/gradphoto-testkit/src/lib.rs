@@ -19,8 +19,12 @@ pub fn shared_dir() -> PathBuf {
 
 /// File names of the single-face portraits in the shared test data, sorted.
 pub fn portrait_names() -> Vec<String> {
-    let dir = shared_dir().join("testdata/portraits");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
+    image_names(&shared_dir().join("testdata/portraits"))
+}
+
+/// File names of the images (JPEG, PNG) in a folder, sorted.
+pub fn image_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| {
@@ -34,8 +38,12 @@ pub fn portrait_names() -> Vec<String> {
 
 /// A portrait from the shared test data, decoded to RGB.
 pub fn portrait(name: &str) -> RgbImage {
-    let path = shared_dir().join("testdata/portraits").join(name);
-    image::open(&path).unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display())).to_rgb8()
+    open(&shared_dir().join("testdata/portraits").join(name))
+}
+
+/// An image file decoded to RGB.
+pub fn open(path: &std::path::Path) -> RgbImage {
+    image::open(path).unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display())).to_rgb8()
 }
 
 /// The raw bytes of a file in the shared test data, e.g. `portraits/grace_hopper.jpg`.

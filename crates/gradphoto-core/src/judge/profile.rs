@@ -11,7 +11,19 @@ use crate::message::Message;
 pub struct Profile {
     pub name: String,
     pub title: Message,
+    /// How the file relates to the registered rendering: it is the rendering (`whole`), or an original from
+    /// which the best 3:4 crop is taken (`crop`).
+    #[serde(default)]
+    pub framing: ProfileFraming,
     pub rules: Rules,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileFraming {
+    #[default]
+    Whole,
+    Crop,
 }
 
 /// The rules of a profile, keyed by rule id; a rule left out is not part of the profile.
@@ -222,6 +234,30 @@ pub struct RecencyRule {
 pub struct ProfileError(#[from] toml::de::Error);
 
 impl Profile {
+    /// Whether any rule needs the face models.
+    pub fn needs_faces(&self) -> bool {
+        let r = &self.rules;
+        r.face_count.is_some()
+            || r.croppable.is_some()
+            || r.hair_top.is_some()
+            || r.eye_line.is_some()
+            || r.face_width.is_some()
+            || r.centered.is_some()
+            || r.roll.is_some()
+            || r.yaw.is_some()
+            || r.pitch.is_some()
+            || r.margins.is_some()
+            || r.background_color.is_some()
+            || r.background_uniform.is_some()
+            || r.background_clean.is_some()
+            || r.eyes_open.is_some()
+            || r.mouth_closed.is_some()
+            || r.exposure.is_some()
+            || r.highlights.is_some()
+            || r.balance.is_some()
+            || r.sharpness.is_some()
+    }
+
     pub fn from_toml(text: &str) -> Result<Profile, ProfileError> {
         Ok(toml::from_str(text)?)
     }

@@ -105,12 +105,18 @@ impl Report {
         findings: Vec<Finding>,
         measurements: serde_json::Map<String, serde_json::Value>,
     ) -> Report {
-        let verdict = if error.is_some() {
+        let mut r = Report { file, profile, verdict: Verdict::Pass, error, findings, measurements };
+        r.settle();
+        r
+    }
+
+    /// Sets the verdict from the error and the findings, after either changed.
+    pub fn settle(&mut self) {
+        self.verdict = if self.error.is_some() {
             Verdict::Error
         } else {
-            findings.iter().map(|f| f.severity).max().unwrap_or(Severity::Pass).into()
+            self.findings.iter().map(|f| f.severity).max().unwrap_or(Severity::Pass).into()
         };
-        Report { file, profile, verdict, error, findings, measurements }
     }
 
     pub fn finding(&self, rule: Rule) -> Option<&Finding> {

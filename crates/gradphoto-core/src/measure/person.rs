@@ -50,6 +50,41 @@ pub fn anchors(l: &[[f32; 3]], mask: &Mask) -> Anchors {
     Anchors { hair_top_y, eyes: [left_eye, right_eye], cheeks }
 }
 
+/// Sharpens the mask's hair top (the mask is 256 rows over the whole image, soft at fine hair) against the
+/// measured background colour: in each column of the crown band, the first row within ±12 px of the mask's answer
+/// whose colour and the next row's both lie more than 12 ΔE from the background.
+pub fn refine_hair_top(img: &RgbImage, background: Lab, a: &mut Anchors) {
+    let (x0, x1) = (a.cheeks[0][0], a.cheeks[1][0]);
+    let mid = (x0 + x1) / 2.0;
+    let half = (x1 - x0).abs() / 4.0;
+    let approx = a.hair_top_y;
+    let far = |x: f32, y: f32| delta_e2000(lab(super::face::detect::sample(img, x, y)), background);
+    let mut best = f32::INFINITY;
+    for i in 0..=8 {
+        let x = mid - half + half * i as f32 / 4.0;
+        let mut y = (approx - 12.0).max(0.0).floor();
+        let mut prev = far(x, y);
+        if prev > 12.0 && y == 0.0 {
+            best = best.min(0.0);
+            continue;
+        }
+        while y < approx + 12.0 && y + 1.0 < img.height as f32 {
+            let here = far(x, y + 1.0);
+            if here > 12.0 && far(x, y + 2.0) > 12.0 {
+                // Where the colour distance crosses 12 between the two rows.
+                let t = if here > prev { ((12.0 - prev) / (here - prev)).clamp(0.0, 1.0) } else { 1.0 };
+                best = best.min(y + t);
+                break;
+            }
+            prev = here;
+            y += 1.0;
+        }
+    }
+    if best.is_finite() {
+        a.hair_top_y = best;
+    }
+}
+
 /// Head pose in degrees: roll from the eye line, yaw and pitch from the mesh's depth.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Pose {
@@ -280,7 +315,10 @@ pub fn measure(img: &RgbImage, out: &FaceOutputs, framing: FramingMode) -> Perso
     if l.len() < super::face::mesh::POINTS || l.iter().any(|p| !p.iter().all(|v| v.is_finite())) {
         return m;
     }
-    let a = anchors(l, mask);
+    let mut a = anchors(l, mask);
+    if let Some(bg) = &m.background {
+        refine_hair_top(img, bg.mean_lab, &mut a);
+    }
     let crop = match framing {
         FramingMode::Whole => Ok(geometry::Crop::whole(img.width, img.height)),
         FramingMode::BestCrop { min_width } => geometry::best_crop(&a, img.width as f32, img.height as f32, min_width),

@@ -1,6 +1,7 @@
 //! BlazeFace short range: where the faces are. Pre-processing (letterbox to 128 × 128, RGB in [−1, 1]),
 //! the 896 anchors, box and key-point decoding, and weighted non-maximum suppression, as MediaPipe does them.
 
+use super::pyramid::Pyramid;
 use crate::decode::RgbImage;
 
 /// The detector's input side.
@@ -79,30 +80,12 @@ pub fn sample(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
     out
 }
 
-/// Box-filtered sample over a `radius`-wide square: shrinking a large image by point sampling would alias.
-pub fn sample_area(img: &RgbImage, x: f32, y: f32, radius: f32) -> [f32; 3] {
-    if radius <= 0.75 {
-        return sample(img, x, y);
-    }
-    let n = (radius.ceil() as i32).clamp(1, 8);
-    let step = radius / n as f32;
-    let mut acc = [0.0f32; 3];
-    let mut count = 0.0;
-    for j in -n..n {
-        for i in -n..n {
-            let s = sample(img, x + (i as f32 + 0.5) * step, y + (j as f32 + 0.5) * step);
-            (0..3).for_each(|k| acc[k] += s[k]);
-            count += 1.0;
-        }
-    }
-    acc.map(|v| v / count)
-}
-
 /// The detector input: the whole image letterboxed into 128 × 128, RGB in [−1, 1], padding −1.
-pub fn input(img: &RgbImage) -> (Vec<f32>, Letterbox) {
+pub fn input(pyr: &Pyramid) -> (Vec<f32>, Letterbox) {
+    let img = pyr.base();
     let lb = Letterbox::for_size(img.width, img.height, INPUT);
     let mut out = vec![-1.0f32; INPUT * INPUT * 3];
-    let radius = 0.5 / lb.scale;
+    let step = 1.0 / lb.scale;
     for y in 0..INPUT {
         for x in 0..INPUT {
             let ix = (x as f32 + 0.5 - lb.pad_x) / lb.scale - 0.5;
@@ -110,7 +93,7 @@ pub fn input(img: &RgbImage) -> (Vec<f32>, Letterbox) {
             if ix < -0.5 || iy < -0.5 || ix > img.width as f32 - 0.5 || iy > img.height as f32 - 0.5 {
                 continue;
             }
-            let p = sample_area(img, ix, iy, radius);
+            let p = pyr.sample(ix, iy, step);
             let o = (y * INPUT + x) * 3;
             for k in 0..3 {
                 out[o + k] = p[k] / 127.5 - 1.0;

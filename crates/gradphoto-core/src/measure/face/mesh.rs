@@ -1,8 +1,8 @@
 //! FaceMesh: 468 landmarks of the face found by the detector. The crop is the detector's box centre, a side of
 //! 1.5 × the larger box side, turned so that the eyes are level; the landmarks come back in image pixels.
 
-use super::detect::{Detection, LEFT_EYE, RIGHT_EYE, sample_area};
-use crate::decode::RgbImage;
+use super::detect::{Detection, LEFT_EYE, RIGHT_EYE};
+use super::pyramid::Pyramid;
 
 pub const INPUT: usize = 192;
 pub const POINTS: usize = 468;
@@ -45,6 +45,24 @@ impl Roi {
         Roi { center: d.center(), side: d.bbox[2].max(d.bbox[3]) * 1.5, angle: (le[1] - re[1]).atan2(le[0] - re[0]) }
     }
 
+    /// The crop MediaPipe takes from a previous mesh: the landmarks' box scaled 1.5 ×, turned by the outer eye
+    /// corners. A second pass from it is steadier than the detector's box.
+    pub fn from_landmarks(l: &[[f32; 3]]) -> Option<Roi> {
+        let (a, b) = (l.get(index::RIGHT_EYE_OUTER)?, l.get(index::LEFT_EYE_OUTER)?);
+        let angle = (b[1] - a[1]).atan2(b[0] - a[0]);
+        let (s, c) = angle.sin_cos();
+        // The box in the face's own frame, so that a tilted head gets the same crop as an upright one.
+        let (mut lo, mut hi) = ([f32::INFINITY; 2], [f32::NEG_INFINITY; 2]);
+        for p in l {
+            let (u, v) = (p[0] * c + p[1] * s, -p[0] * s + p[1] * c);
+            lo = [lo[0].min(u), lo[1].min(v)];
+            hi = [hi[0].max(u), hi[1].max(v)];
+        }
+        let (cu, cv) = ((lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0);
+        let side = (hi[0] - lo[0]).max(hi[1] - lo[1]) * 1.5;
+        (side.is_finite() && side > 1.0).then_some(Roi { center: [cu * c - cv * s, cu * s + cv * c], side, angle })
+    }
+
     /// Image position of crop coordinates (0 … `size`).
     pub fn to_image(&self, size: usize, u: f32, v: f32) -> [f32; 2] {
         let dx = (u / size as f32 - 0.5) * self.side;
@@ -55,13 +73,13 @@ impl Roi {
 }
 
 /// The mesh input: the crop resampled to 192 × 192, RGB in [0, 1].
-pub fn input(img: &RgbImage, roi: &Roi) -> Vec<f32> {
+pub fn input(pyr: &Pyramid, roi: &Roi) -> Vec<f32> {
     let mut out = vec![0.0f32; INPUT * INPUT * 3];
-    let radius = 0.5 * roi.side / INPUT as f32;
+    let step = roi.side / INPUT as f32;
     for v in 0..INPUT {
         for u in 0..INPUT {
             let [x, y] = roi.to_image(INPUT, u as f32 + 0.5, v as f32 + 0.5);
-            let p = sample_area(img, x - 0.5, y - 0.5, radius);
+            let p = pyr.sample(x - 0.5, y - 0.5, step);
             let o = (v * INPUT + u) * 3;
             for k in 0..3 {
                 out[o + k] = p[k] / 255.0;

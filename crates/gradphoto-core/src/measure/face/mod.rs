@@ -4,4 +4,6 @@
 pub mod detect;
 pub mod geometry;
 pub mod mesh;
+pub mod models;
+pub mod pyramid;
 pub mod segment;

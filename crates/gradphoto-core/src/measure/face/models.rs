@@ -5,6 +5,7 @@ use gradphoto_tflite::Model;
 
 use super::detect::{self, Detection};
 use super::mesh::{self, Roi};
+use super::pyramid::Pyramid;
 use super::segment::{self, Mask};
 use crate::decode::RgbImage;
 use crate::measure::person::FaceOutputs;
@@ -48,31 +49,42 @@ impl FaceModels {
     }
 
     /// Faces in the image, best first, with score at least `min_score`.
-    pub fn detect(&self, img: &RgbImage, min_score: f32) -> Result<Vec<Detection>, ModelError> {
+    pub fn detect(&self, pyr: &Pyramid, min_score: f32) -> Result<Vec<Detection>, ModelError> {
         let which = "face detector";
-        let (input, lb) = detect::input(img);
+        let (input, lb) = detect::input(pyr);
         let mut out = self.detector.run(&[&input]).map_err(|source| ModelError::Run { which, source })?;
-        let regressors = output_of_len(&mut out, detect::ANCHORS * detect::VALUES).ok_or(ModelError::Outputs { which })?;
+        let regressors =
+            output_of_len(&mut out, detect::ANCHORS * detect::VALUES).ok_or(ModelError::Outputs { which })?;
         let scores = output_of_len(&mut out, detect::ANCHORS).ok_or(ModelError::Outputs { which })?;
         Ok(detect::decode(&regressors, &scores, &lb, min_score))
     }
 
-    /// The 468 landmarks of the face the detection found, and the model's face confidence.
-    pub fn landmarks(&self, img: &RgbImage, face: &Detection) -> Result<(Vec<[f32; 3]>, f32), ModelError> {
+    /// The 468 landmarks of the face the detection found, and the model's face confidence. A second pass crops
+    /// from the first pass's landmarks, as MediaPipe does between video frames: the detector's box jitters with
+    /// the framing, the landmarks' box much less.
+    pub fn landmarks(&self, pyr: &Pyramid, face: &Detection) -> Result<(Vec<[f32; 3]>, f32), ModelError> {
+        let (first, score) = self.mesh_pass(pyr, &Roi::from_detection(face))?;
+        match Roi::from_landmarks(&first) {
+            Some(roi) => self.mesh_pass(pyr, &roi),
+            None => Ok((first, score)),
+        }
+    }
+
+    fn mesh_pass(&self, pyr: &Pyramid, roi: &Roi) -> Result<(Vec<[f32; 3]>, f32), ModelError> {
         let which = "face landmark";
-        let roi = Roi::from_detection(face);
-        let input = mesh::input(img, &roi);
+        let input = mesh::input(pyr, roi);
         let mut out = self.landmarker.run(&[&input]).map_err(|source| ModelError::Run { which, source })?;
         let raw = output_of_len(&mut out, mesh::POINTS * 3).ok_or(ModelError::Outputs { which })?;
         let presence = output_of_len(&mut out, 1).ok_or(ModelError::Outputs { which })?;
-        let points = mesh::landmarks(&raw, &roi).ok_or(ModelError::Outputs { which })?;
+        let points = mesh::landmarks(&raw, roi).ok_or(ModelError::Outputs { which })?;
         let score = 1.0 / (1.0 + (-presence[0].clamp(-100.0, 100.0)).exp());
         Ok((points, score))
     }
 
-    pub fn mask(&self, img: &RgbImage) -> Result<Mask, ModelError> {
+    pub fn mask(&self, pyr: &Pyramid) -> Result<Mask, ModelError> {
         let which = "person segmentation";
-        let input = segment::input(img);
+        let img = pyr.base();
+        let input = segment::input(pyr);
         let mut out = self.segmenter.run(&[&input]).map_err(|source| ModelError::Run { which, source })?;
         let probs = output_of_len(&mut out, segment::INPUT * segment::INPUT).ok_or(ModelError::Outputs { which })?;
         Ok(Mask::new(probs, img.width, img.height))
@@ -81,16 +93,17 @@ impl FaceModels {
     /// All three on one image: every face (the largest first: the sitter, not a bystander), the mesh of the
     /// largest, the person mask.
     pub fn analyse(&self, img: &RgbImage) -> Result<FaceOutputs, ModelError> {
-        let mut detections = self.detect(img, 0.5)?;
+        let pyr = Pyramid::new(img);
+        let mut detections = self.detect(&pyr, 0.5)?;
         detections.sort_by(|a, b| (b.bbox[2] * b.bbox[3]).total_cmp(&(a.bbox[2] * a.bbox[3])));
         let (landmarks, mesh_score) = match detections.first() {
             Some(face) => {
-                let (points, score) = self.landmarks(img, face)?;
+                let (points, score) = self.landmarks(&pyr, face)?;
                 (Some(points), score)
             }
             None => (None, 0.0),
         };
-        let mask = Some(self.mask(img)?);
+        let mask = Some(self.mask(&pyr)?);
         Ok(FaceOutputs { detections, landmarks, mesh_score, mask })
     }
 }

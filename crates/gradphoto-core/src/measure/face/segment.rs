@@ -1,18 +1,18 @@
 //! Selfie segmentation: the person mask. The whole image is stretched to 256 × 256, RGB in [0, 1]; the output is
 //! the probability that a pixel belongs to the person.
 
-use super::detect::sample_area;
-use crate::decode::RgbImage;
+use super::pyramid::Pyramid;
 
 pub const INPUT: usize = 256;
 
-pub fn input(img: &RgbImage) -> Vec<f32> {
+pub fn input(pyr: &Pyramid) -> Vec<f32> {
+    let img = pyr.base();
     let mut out = vec![0.0f32; INPUT * INPUT * 3];
     let (sx, sy) = (img.width as f32 / INPUT as f32, img.height as f32 / INPUT as f32);
-    let radius = 0.5 * sx.max(sy);
+    let step = sx.max(sy);
     for y in 0..INPUT {
         for x in 0..INPUT {
-            let p = sample_area(img, (x as f32 + 0.5) * sx - 0.5, (y as f32 + 0.5) * sy - 0.5, radius);
+            let p = pyr.sample((x as f32 + 0.5) * sx - 0.5, (y as f32 + 0.5) * sy - 0.5, step);
             let o = (y * INPUT + x) * 3;
             for k in 0..3 {
                 out[o + k] = p[k] / 255.0;
@@ -22,28 +22,36 @@ pub fn input(img: &RgbImage) -> Vec<f32> {
     out
 }
 
-/// The person mask at the model's resolution, sampled at image positions.
+/// The person mask on a grid (the model's 256 × 256, or any other), sampled at image positions.
 #[derive(Debug, Clone)]
 pub struct Mask {
     pub probs: Vec<f32>,
+    pub cols: usize,
+    pub rows: usize,
     pub image_width: u32,
     pub image_height: u32,
 }
 
 impl Mask {
+    /// The model's output: 256 × 256 over the whole image.
     pub fn new(probs: Vec<f32>, image_width: u32, image_height: u32) -> Mask {
-        Mask { probs, image_width, image_height }
+        Mask { probs, cols: INPUT, rows: INPUT, image_width, image_height }
     }
 
-    /// Person probability at an image position (bilinear between mask cells).
+    /// A probability map on a grid of its own (`probs.len()` must be `cols × rows`).
+    pub fn with_grid(probs: Vec<f32>, cols: usize, rows: usize, image_width: u32, image_height: u32) -> Mask {
+        Mask { probs, cols, rows, image_width, image_height }
+    }
+
+    /// Person probability at an image position (bilinear between grid cells).
     pub fn at(&self, x: f32, y: f32) -> f32 {
-        let n = INPUT as f32;
-        let mx = ((x + 0.5) / self.image_width as f32 * n - 0.5).clamp(0.0, n - 1.0);
-        let my = ((y + 0.5) / self.image_height as f32 * n - 0.5).clamp(0.0, n - 1.0);
+        let (nc, nr) = (self.cols as f32, self.rows as f32);
+        let mx = ((x + 0.5) / self.image_width as f32 * nc - 0.5).clamp(0.0, nc - 1.0);
+        let my = ((y + 0.5) / self.image_height as f32 * nr - 0.5).clamp(0.0, nr - 1.0);
         let (x0, y0) = (mx.floor() as usize, my.floor() as usize);
-        let (x1, y1) = ((x0 + 1).min(INPUT - 1), (y0 + 1).min(INPUT - 1));
+        let (x1, y1) = ((x0 + 1).min(self.cols - 1), (y0 + 1).min(self.rows - 1));
         let (fx, fy) = (mx - x0 as f32, my - y0 as f32);
-        let p = |xx: usize, yy: usize| self.probs.get(yy * INPUT + xx).copied().unwrap_or(0.0);
+        let p = |xx: usize, yy: usize| self.probs.get(yy * self.cols + xx).copied().unwrap_or(0.0);
         let top = p(x0, y0) + (p(x1, y0) - p(x0, y0)) * fx;
         let bottom = p(x0, y1) + (p(x1, y1) - p(x0, y1)) * fx;
         top + (bottom - top) * fy

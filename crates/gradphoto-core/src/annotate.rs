@@ -1,0 +1,166 @@
+//! The annotated picture a student sees: the 480 × 640 rendering with the standard's guide lines (hair top 50/110,
+//! eyes 200/300), the face-width bracket (180/300 around the face centre), the eye centres, the measured hair top, the
+//! background mask's outline, and what fails drawn in red where it applies.
+
+use crate::decode::RgbImage;
+use crate::judge::{Report, Rule, Severity};
+use crate::measure::face::geometry::{Crop, RENDER_H, RENDER_W};
+use crate::measure::face::pyramid::Pyramid;
+use crate::measure::face::segment::Mask;
+use crate::measure::person::PersonMeasurements;
+
+const GUIDE: [u8; 3] = [0, 170, 255];
+const GOOD: [u8; 3] = [40, 200, 80];
+const BAD: [u8; 3] = [230, 30, 30];
+const MASK: [u8; 3] = [255, 200, 0];
+
+struct Canvas {
+    img: RgbImage,
+}
+
+impl Canvas {
+    fn put(&mut self, x: i32, y: i32, c: [u8; 3]) {
+        if x < 0 || y < 0 || x >= self.img.width as i32 || y >= self.img.height as i32 {
+            return;
+        }
+        let i = (y as usize * self.img.width as usize + x as usize) * 3;
+        self.img.pixels[i..i + 3].copy_from_slice(&c);
+    }
+
+    fn hline(&mut self, y: f32, x0: f32, x1: f32, c: [u8; 3], dashed: bool) {
+        let y = y.round() as i32;
+        for x in x0.round() as i32..=x1.round() as i32 {
+            if !dashed || (x / 6) % 2 == 0 {
+                self.put(x, y, c);
+                self.put(x, y + 1, c);
+            }
+        }
+    }
+
+    fn vline(&mut self, x: f32, y0: f32, y1: f32, c: [u8; 3]) {
+        let x = x.round() as i32;
+        for y in y0.round() as i32..=y1.round() as i32 {
+            self.put(x, y, c);
+            self.put(x + 1, y, c);
+        }
+    }
+
+    fn cross(&mut self, x: f32, y: f32, c: [u8; 3]) {
+        for d in -6..=6 {
+            self.put(x.round() as i32 + d, y.round() as i32, c);
+            self.put(x.round() as i32, y.round() as i32 + d, c);
+        }
+    }
+
+    /// Digits, '.', '-' and a few letters in a 3 × 5 font, scaled ×2: numbers need no font file.
+    fn text(&mut self, x: f32, y: f32, s: &str, c: [u8; 3]) {
+        let mut cx = x.round() as i32;
+        for ch in s.chars() {
+            let glyph: [u8; 5] = match ch {
+                '0' => [7, 5, 5, 5, 7],
+                '1' => [2, 6, 2, 2, 7],
+                '2' => [7, 1, 7, 4, 7],
+                '3' => [7, 1, 7, 1, 7],
+                '4' => [5, 5, 7, 1, 1],
+                '5' => [7, 4, 7, 1, 7],
+                '6' => [7, 4, 7, 5, 7],
+                '7' => [7, 1, 1, 1, 1],
+                '8' => [7, 5, 7, 5, 7],
+                '9' => [7, 5, 7, 1, 7],
+                '-' => [0, 0, 7, 0, 0],
+                '.' => [0, 0, 0, 0, 2],
+                '/' => [1, 1, 2, 4, 4],
+                _ => [0; 5],
+            };
+            for (row, bits) in glyph.iter().enumerate() {
+                for col in 0..3 {
+                    if bits & (4 >> col) != 0 {
+                        for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                            self.put(cx + col * 2 + dx, y.round() as i32 + row as i32 * 2 + dy, c);
+                        }
+                    }
+                }
+            }
+            cx += 8;
+        }
+    }
+}
+
+fn failing(report: &Report, rule: Rule) -> bool {
+    report.finding(rule).is_some_and(|f| f.severity != Severity::Pass)
+}
+
+/// Renders the crop of `img` at 480 × 640 and draws the measures on it. Without a crop (no face, or an original
+/// too tight to crop) the whole image is shown, fitted into the frame.
+pub fn annotate(img: &RgbImage, person: Option<&PersonMeasurements>, mask: Option<&Mask>, report: &Report) -> RgbImage {
+    let crop = person.and_then(|p| p.crop).unwrap_or_else(|| Crop::whole(img.width, img.height));
+    let (w, h) = (RENDER_W as usize, RENDER_H as usize);
+    let inv = 1.0 / crop.scale();
+    let mut out = RgbImage { width: w as u32, height: h as u32, pixels: vec![0; w * h * 3] };
+    let pyr = Pyramid::new(img);
+    for y in 0..h {
+        for x in 0..w {
+            let sx = crop.left + (x as f32 + 0.5) * inv - 0.5;
+            let sy = crop.top + (y as f32 + 0.5) * inv - 0.5;
+            let inside = sx >= -0.5 && sy >= -0.5 && sx <= img.width as f32 - 0.5 && sy <= img.height as f32 - 0.5;
+            let p = if inside { pyr.sample(sx, sy, inv) } else { [64.0; 3] };
+            let i = (y * w + x) * 3;
+            for (o, v) in out.pixels[i..i + 3].iter_mut().zip(p) {
+                *o = v.round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    let mut c = Canvas { img: out };
+    // The mask's outline: where the person probability crosses 0.5 between neighbouring rendering pixels.
+    if let Some(mask) = mask {
+        let at = |x: usize, y: usize| mask.is_person(crop.left + x as f32 * inv, crop.top + y as f32 * inv);
+        for y in (0..h - 2).step_by(2) {
+            for x in (0..w - 2).step_by(2) {
+                let here = at(x, y);
+                if here != at(x + 2, y) || here != at(x, y + 2) {
+                    c.put(x as i32, y as i32, MASK);
+                    c.put(x as i32 + 1, y as i32, MASK);
+                }
+            }
+        }
+    }
+    // The standard's bands.
+    for y in [50.0, 110.0, 200.0, 300.0] {
+        c.hline(y, 0.0, RENDER_W - 1.0, GUIDE, true);
+        c.text(4.0, y - 12.0, &format!("{y:.0}"), GUIDE);
+    }
+    c.vline(240.0, 0.0, 12.0, GUIDE);
+    c.vline(240.0, RENDER_H - 12.0, RENDER_H - 1.0, GUIDE);
+    let Some(f) = person.and_then(|p| p.framing) else { return c.img };
+    let color = |bad: bool| if bad { BAD } else { GOOD };
+    // Hair top.
+    let hair_bad = failing(report, Rule::GeometryHairTop);
+    c.hline(f.hair_top, 140.0, 340.0, color(hair_bad), false);
+    c.text(346.0, f.hair_top - 5.0, &format!("{:.0}", f.hair_top), color(hair_bad));
+    // Eye centres.
+    let eyes_bad = failing(report, Rule::GeometryEyeLine);
+    if let Some(a) = person.and_then(|p| p.anchors) {
+        for (i, e) in a.eyes.iter().enumerate() {
+            let (x, y) = (crop.render_x(e[0]), crop.render_y(e[1]));
+            c.cross(x, y, color(eyes_bad));
+            let label = format!("{:.0}", f.eye_line[i]);
+            c.text(if i == 0 { x - 40.0 } else { x + 10.0 }, y - 14.0, &label, color(eyes_bad));
+        }
+    }
+    // Face width: the measured span, and the 180 and 300 limits around the face centre.
+    let width_bad = failing(report, Rule::GeometryFaceWidth);
+    let y = (f.eye_line[0] + f.eye_line[1]) / 2.0 + 60.0;
+    let (x0, x1) = (f.face_center_x - f.face_width / 2.0, f.face_center_x + f.face_width / 2.0);
+    c.hline(y, x0, x1, color(width_bad), false);
+    c.vline(x0, y - 10.0, y + 10.0, color(width_bad));
+    c.vline(x1, y - 10.0, y + 10.0, color(width_bad));
+    for lim in [90.0, 150.0] {
+        c.vline(f.face_center_x - lim, y - 4.0, y + 4.0, GUIDE);
+        c.vline(f.face_center_x + lim, y - 4.0, y + 4.0, GUIDE);
+    }
+    c.text(f.face_center_x - 12.0, y + 14.0, &format!("{:.0}", f.face_width), color(width_bad));
+    // Centring: the face's centre line, red when off.
+    let centre_bad = failing(report, Rule::GeometryCentered);
+    c.vline(f.face_center_x, f.hair_top, f.hair_top + 30.0, color(centre_bad));
+    c.img
+}

@@ -1,0 +1,386 @@
+//! Building the labelled set.
+
+use std::collections::BTreeMap;
+
+use gradphoto_core::Rule;
+use gradphoto_core::decode::RgbImage;
+use gradphoto_core::measure::face::geometry::{self, Anchors, Crop, EYE_LINE, FACE_WIDTH, Framing, HAIR_TOP};
+use gradphoto_core::measure::face::models::FaceModels;
+use gradphoto_core::measure::face::pyramid::Pyramid;
+use gradphoto_core::measure::face::segment::Mask;
+use gradphoto_core::measure::person;
+
+pub const LIGHT_BLUE: [f32; 3] = [100.0, 197.0, 255.0];
+
+/// Labels a person gave each source photo, for what cannot be constructed.
+fn mouth_closed_label(name: &str) -> Option<bool> {
+    match name {
+        // Smiling or speaking with teeth showing.
+        "alex_lacamoire_grey_bg.jpg"
+        | "alex_lacamoire_grey_bg_wide.jpg"
+        | "astronaut_eileen_collins.png"
+        | "biden_official_vp.jpg"
+        | "obama_podium_2009.jpg" => Some(false),
+        "chris_pratt_ccby.jpeg" | "grace_hopper.jpg" | "obama_briefing_room.jpg" | "biden_full_length.jpg" => {
+            Some(true)
+        }
+        _ => None,
+    }
+}
+
+/// Labels a person gave: the head is visibly tilted in the source photo (so no rendering of it is upright).
+fn head_tilted_label(name: &str) -> bool {
+    matches!(name, "obama_podium_2009.jpg" | "biden_full_length.jpg")
+}
+
+/// A source portrait, analysed once at its own resolution, background made light blue, padded with light blue
+/// so that any crop of the labelled set lies inside it.
+pub struct Source {
+    pub name: String,
+    pub image: RgbImage,
+    pub anchors: Anchors,
+    /// Person probability in the padded image.
+    pub mask: Mask,
+    pub mouth_closed: Option<bool>,
+    pub head_tilted: bool,
+    /// The source was enlarged to reach the rendering's scale: its sharpness is not a studio's.
+    pub upscaled: bool,
+}
+
+fn to_core(img: &image::RgbImage) -> RgbImage {
+    RgbImage { width: img.width(), height: img.height(), pixels: img.as_raw().clone() }
+}
+
+fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
+    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
+}
+
+/// The portraits whose face is found and at least 100 pixels wide (smaller ones are bad-input cases, not truth).
+pub fn sources(models: &FaceModels, portraits: &std::path::Path) -> Vec<Source> {
+    let mut out = Vec::new();
+    for name in gradphoto_testkit::image_names(portraits) {
+        let original = gradphoto_testkit::open(&portraits.join(&name));
+        // Measure the source at the rendering's scale (face about 240 px wide), so that the truth carries the
+        // models' precision at that scale and not at another.
+        let Ok(first) = models.analyse(&to_core(&original)) else { continue };
+        let (Some(l), Some(mask)) = (first.landmarks.as_deref(), first.mask.as_ref()) else { continue };
+        let source_face = person::anchors(l, mask).face_width();
+        // A face under 150 px would be enlarged more than 1.6 times: too soft to stand for a studio photo.
+        if source_face < 150.0 {
+            continue;
+        }
+        let k = 240.0 / source_face.max(1.0);
+        let (w, h) = ((original.width() as f32 * k).round() as u32, (original.height() as f32 * k).round() as u32);
+        let img = to_core(&gradphoto_testkit::resize(&original, w.max(1), h.max(1)));
+        let Ok(found) = models.analyse(&img) else { continue };
+        let (Some(l), Some(mask)) = (found.landmarks.as_deref(), found.mask.as_ref()) else { continue };
+        if found.detections.len() != 1 {
+            continue;
+        }
+        let upscaled = k > 1.05;
+        // Paint the background light blue through the mask, then pad by half the long side all round.
+        let recoloured: Vec<u8> = (0..img.height)
+            .flat_map(|y| (0..img.width).map(move |x| (x, y)))
+            .flat_map(|(x, y)| {
+                let p = mask.at(x as f32, y as f32);
+                mix(LIGHT_BLUE, img.pixel(x, y).map(f32::from), p).map(|v| v.round() as u8)
+            })
+            .collect();
+        let rec = RgbImage { width: img.width, height: img.height, pixels: recoloured };
+        // The truth is measured on the recoloured photo: the models see what the renderings will show.
+        let first_anchors = person::anchors(l, mask);
+        let again = models.analyse(&rec).ok();
+        let mut a = match again.as_ref().and_then(|g| g.landmarks.as_deref().zip(g.mask.as_ref())) {
+            // Kept only when it is the same face: on a tall photo the recoloured body can draw the detector away.
+            Some((l2, m2))
+                if {
+                    let b = person::anchors(l2, m2);
+                    (b.eye_y() - first_anchors.eye_y()).abs() < 10.0
+                        && (b.face_center_x() - first_anchors.face_center_x()).abs() < 10.0
+                } =>
+            {
+                person::anchors(l2, m2)
+            }
+            _ => first_anchors,
+        };
+        person::refine_hair_top(&rec, gradphoto_core::measure::color::lab(LIGHT_BLUE), &mut a);
+        let pad = img.width.max(img.height) / 2;
+        let (w, h) = (img.width + 2 * pad, img.height + 2 * pad);
+        let mut pixels = Vec::with_capacity((w * h * 3) as usize);
+        let mut probs = Vec::with_capacity((w * h) as usize);
+        for y in 0..h {
+            for x in 0..w {
+                let (sx, sy) = (x as f32 - pad as f32, y as f32 - pad as f32);
+                let inside = sx >= 0.0 && sy >= 0.0 && sx < img.width as f32 && sy < img.height as f32;
+                if inside {
+                    probs.push(mask.at(sx, sy));
+                    pixels.extend(rec.pixel(sx as u32, sy as u32));
+                } else {
+                    probs.push(0.0);
+                    pixels.extend(LIGHT_BLUE.map(|v| v as u8));
+                }
+            }
+        }
+        let shift = |p: [f32; 2]| [p[0] + pad as f32, p[1] + pad as f32];
+        let anchors = Anchors {
+            hair_top_y: a.hair_top_y + pad as f32,
+            eyes: [shift(a.eyes[0]), shift(a.eyes[1])],
+            cheeks: [shift(a.cheeks[0]), shift(a.cheeks[1])],
+        };
+        let image = RgbImage { width: w, height: h, pixels };
+        out.push(Source {
+            mouth_closed: mouth_closed_label(&name),
+            head_tilted: head_tilted_label(&name),
+            upscaled,
+            name,
+            mask: Mask::with_grid(probs, w as usize, h as usize, w, h),
+            image,
+            anchors,
+        });
+    }
+    out
+}
+
+/// One photo of the labelled set.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub name: String,
+    pub source: String,
+    /// What the variation is, e.g. "eyes 185 px", "background pink".
+    pub variation: String,
+    pub jpeg: Vec<u8>,
+    /// Rules whose truth is known: true when the photo breaks the rule.
+    pub truth: BTreeMap<Rule, bool>,
+    /// The constructed framing, in rendering pixels, where the case has one.
+    pub framing: Option<Framing>,
+}
+
+/// The crop that puts the eye line at `eye`, the face width at `width` and the face centre at `cx`.
+fn crop_for(a: &Anchors, eye: f32, width: f32, cx: f32) -> Crop {
+    let scale = width / a.face_width();
+    let w = geometry::RENDER_W / scale;
+    Crop { left: a.face_center_x() - cx / scale, top: a.eye_y() - eye / scale, width: w }
+}
+
+/// Renders a crop at 480 × 640, then lets `edit` change the pixels (x, y, rgb, person probability).
+fn render(src: &Source, crop: &Crop, edit: &dyn Fn(f32, f32, [f32; 3], f32) -> [f32; 3]) -> RgbImage {
+    let pyr = Pyramid::new(&src.image);
+    let inv = 1.0 / crop.scale();
+    let mut pixels = Vec::with_capacity(480 * 640 * 3);
+    for y in 0..640 {
+        for x in 0..480 {
+            let sx = crop.left + (x as f32 + 0.5) * inv - 0.5;
+            let sy = crop.top + (y as f32 + 0.5) * inv - 0.5;
+            let c = pyr.sample(sx, sy, inv);
+            let p = src.mask.at(sx, sy);
+            pixels.extend(edit(x as f32, y as f32, c, p).map(|v| v.round().clamp(0.0, 255.0) as u8));
+        }
+    }
+    RgbImage { width: 480, height: 640, pixels }
+}
+
+fn encode(img: &RgbImage) -> Vec<u8> {
+    let img = image::RgbImage::from_raw(img.width, img.height, img.pixels.clone()).expect("buffer size");
+    gradphoto_testkit::encode(&img, &gradphoto_testkit::JpegSpec { quality: 92, ..Default::default() })
+}
+
+fn geometry_truth(f: &Framing) -> BTreeMap<Rule, bool> {
+    let out = |v: f32, r: (f32, f32)| v < r.0 || v > r.1;
+    BTreeMap::from([
+        (Rule::GeometryHairTop, out(f.hair_top, HAIR_TOP)),
+        (Rule::GeometryEyeLine, out(f.eye_line[0], EYE_LINE) || out(f.eye_line[1], EYE_LINE)),
+        (Rule::GeometryFaceWidth, out(f.face_width, FACE_WIDTH)),
+        (Rule::GeometryCentered, (f.face_center_x - 240.0).abs() > 20.0),
+    ])
+}
+
+/// The labelled set: for each source, the compliant rendering and its variations.
+pub fn build_cases(sources: &[Source], no_face: &[(String, image::RgbImage)]) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let keep = |_: f32, _: f32, c: [f32; 3], _: f32| c;
+    for (si, src) in sources.iter().enumerate() {
+        let a = &src.anchors;
+        // The compliant framing: eyes at 250, face 240 wide, centred; the hair top falls where the person's
+        // proportions put it, and is checked against its range like every other truth.
+        let base = crop_for(a, 250.0, 240.0, 240.0);
+        let mut push = |variation: String,
+                        crop: Crop,
+                        edit: &dyn Fn(f32, f32, [f32; 3], f32) -> [f32; 3],
+                        extra: &[(Rule, Option<bool>)]| {
+            let framing = geometry::framing(a, &crop);
+            let mut truth = geometry_truth(&framing);
+            truth.insert(Rule::FaceCount, false);
+            truth.insert(Rule::BackgroundColor, false);
+            truth.insert(Rule::BackgroundUniform, false);
+            truth.insert(Rule::LightingExposure, false);
+            if !src.upscaled {
+                truth.insert(Rule::QualitySharpness, false);
+            }
+            truth.insert(Rule::GeometryRoll, src.head_tilted);
+            if let Some(closed) = src.mouth_closed {
+                truth.insert(Rule::ExpressionMouthClosed, !closed);
+            }
+            for &(r, v) in extra {
+                match v {
+                    Some(v) => truth.insert(r, v),
+                    None => truth.remove(&r),
+                };
+            }
+            let img = render(src, &crop, edit);
+            cases.push(Case {
+                name: format!("{} · {variation}", src.name),
+                source: src.name.clone(),
+                variation,
+                jpeg: encode(&img),
+                truth,
+                framing: Some(framing),
+            });
+        };
+        push("compliant".into(), base, &keep, &[]);
+        // The crop moved so that one measure lands a known distance inside or outside its range.
+        for eye in [185.0, 205.0, 295.0, 315.0] {
+            push(format!("eyes at {eye} px"), crop_for(a, eye, 240.0, 240.0), &keep, &[]);
+        }
+        for width in [165.0, 185.0, 295.0, 315.0] {
+            push(format!("face {width} px wide"), crop_for(a, 250.0, width, 240.0), &keep, &[]);
+        }
+        for shift in [-10.0f32, -5.0, 5.0, 10.0] {
+            let mut c = base;
+            c.top -= shift / c.scale();
+            push(format!("shifted down {shift} px"), c, &keep, &[]);
+        }
+        for cx in [205.0, 275.0] {
+            push(format!("face centre at x = {cx}"), crop_for(a, 250.0, 240.0, cx), &keep, &[]);
+        }
+        let hair = geometry::framing(a, &base).hair_top;
+        for target in [35.0, 125.0] {
+            let mut c = base;
+            c.top += (hair - target) / c.scale();
+            push(format!("hair top at {target} px"), c, &keep, &[]);
+        }
+        // The background, through the person mask.
+        for (label, colour, bad) in [
+            ("white", [255.0, 255.0, 255.0], false),
+            ("light grey", [240.0, 240.0, 240.0], false),
+            ("pink", [245.0, 170.0, 190.0], true),
+            ("dark grey", [90.0, 90.0, 95.0], true),
+            ("beige", [225.0, 205.0, 170.0], true),
+        ] {
+            let edit = move |_: f32, _: f32, c: [f32; 3], p: f32| mix(colour, c, p);
+            push(format!("background {label}"), base, &edit, &[(Rule::BackgroundColor, Some(bad))]);
+        }
+        let graded = |_: f32, y: f32, c: [f32; 3], p: f32| {
+            let bg = mix([150.0, 220.0, 255.0], [40.0, 120.0, 200.0], y / 640.0);
+            mix(bg, c, p)
+        };
+        push(
+            "background graded".into(),
+            base,
+            &graded,
+            &[(Rule::BackgroundUniform, Some(true)), (Rule::BackgroundColor, None)],
+        );
+        // Light and focus.
+        let dark = |_: f32, _: f32, c: [f32; 3], _: f32| c.map(|v| v * 0.4);
+        push(
+            "under-exposed ×0.4".into(),
+            base,
+            &dark,
+            &[(Rule::LightingExposure, Some(true)), (Rule::BackgroundColor, Some(true))],
+        );
+        let bright = |_: f32, _: f32, c: [f32; 3], _: f32| c.map(|v| v * 1.7);
+        push(
+            "over-exposed ×1.7".into(),
+            base,
+            &bright,
+            &[(Rule::LightingExposure, Some(true)), (Rule::BackgroundColor, Some(true))],
+        );
+        let side = |x: f32, _: f32, c: [f32; 3], p: f32| if x < 240.0 { mix(c, c.map(|v| v * 0.5), p) } else { c };
+        push("left half in shadow".into(), base, &side, &[(Rule::LightingBalance, Some(true))]);
+        push("evenly lit".into(), base, &keep, &[(Rule::LightingBalance, Some(false))]);
+        let blurred = blur(&render(src, &base, &keep), 3.0);
+        let framing = geometry::framing(a, &base);
+        let mut truth = geometry_truth(&framing);
+        truth.insert(Rule::QualitySharpness, true);
+        cases.push(Case {
+            name: format!("{} · blurred σ=3", src.name),
+            source: src.name.clone(),
+            variation: "blurred σ=3".into(),
+            jpeg: encode(&blurred),
+            truth,
+            framing: Some(framing),
+        });
+        // Tilted: the whole rendering turned about its centre.
+        for deg in [2.0f32, 10.0] {
+            let img = rotate(&render(src, &base, &keep), deg);
+            cases.push(Case {
+                name: format!("{} · turned {deg}°", src.name),
+                source: src.name.clone(),
+                variation: format!("turned {deg}°"),
+                jpeg: encode(&img),
+                truth: BTreeMap::from([(Rule::GeometryRoll, src.head_tilted || deg > 5.0), (Rule::FaceCount, false)]),
+                framing: None,
+            });
+        }
+        // A second person: another source's face pasted small into the background corner.
+        if let Some(other) = sources.get((si + 1) % sources.len()).filter(|_| sources.len() > 1) {
+            let small = render(other, &crop_for(&other.anchors, 250.0, 240.0, 240.0), &keep);
+            let mut img = render(src, &base, &keep);
+            paste_scaled(&mut img, &small, 0.35, 8, 330);
+            cases.push(Case {
+                name: format!("{} · second face", src.name),
+                source: src.name.clone(),
+                variation: "second face".into(),
+                jpeg: encode(&img),
+                truth: BTreeMap::from([(Rule::FaceCount, true)]),
+                framing: None,
+            });
+        }
+    }
+    for (name, img) in no_face {
+        let img = gradphoto_testkit::crop_to(img, 480, 640);
+        cases.push(Case {
+            name: format!("{name} · no face"),
+            source: name.clone(),
+            variation: "no face".into(),
+            jpeg: gradphoto_testkit::encode(&img, &gradphoto_testkit::JpegSpec { quality: 92, ..Default::default() }),
+            truth: BTreeMap::from([(Rule::FaceCount, true)]),
+            framing: None,
+        });
+    }
+    cases
+}
+
+fn blur(img: &RgbImage, sigma: f32) -> RgbImage {
+    let im = image::RgbImage::from_raw(img.width, img.height, img.pixels.clone()).expect("buffer size");
+    let b = image::imageops::blur(&im, sigma);
+    RgbImage { width: img.width, height: img.height, pixels: b.into_raw() }
+}
+
+fn rotate(img: &RgbImage, deg: f32) -> RgbImage {
+    let pyr = Pyramid::new(img);
+    let (s, c) = deg.to_radians().sin_cos();
+    let (cx, cy) = (img.width as f32 / 2.0, img.height as f32 / 2.0);
+    let mut pixels = Vec::with_capacity(img.pixels.len());
+    for y in 0..img.height {
+        for x in 0..img.width {
+            let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+            let (sx, sy) = (cx + dx * c + dy * s - 0.5, cy - dx * s + dy * c - 0.5);
+            pixels.extend(pyr.sample(sx, sy, 1.0).map(|v| v.round() as u8));
+        }
+    }
+    RgbImage { width: img.width, height: img.height, pixels }
+}
+
+fn paste_scaled(dst: &mut RgbImage, src: &RgbImage, scale: f32, left: u32, top: u32) {
+    let pyr = Pyramid::new(src);
+    let (w, h) = ((src.width as f32 * scale) as u32, (src.height as f32 * scale) as u32);
+    for y in 0..h.min(dst.height.saturating_sub(top)) {
+        for x in 0..w.min(dst.width.saturating_sub(left)) {
+            let p = pyr.sample((x as f32 + 0.5) / scale - 0.5, (y as f32 + 0.5) / scale - 0.5, 1.0 / scale);
+            let i = (((top + y) * dst.width + left + x) * 3) as usize;
+            for (o, v) in dst.pixels[i..i + 3].iter_mut().zip(p) {
+                *o = v.round() as u8;
+            }
+        }
+    }
+}

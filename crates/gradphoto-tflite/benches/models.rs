@@ -1,0 +1,58 @@
+//! One-thread speed of the three models: median of warm runs, and the first call (load + first run).
+//! Targets (median): detector <= 3 ms, FaceMesh <= 6 ms, selfie segmentation <= 9 ms.
+//!
+//! Run: `cargo bench -p gradphoto-tflite --bench models` (the models are fetched with pip into target/ on first
+//! use; `RUNS=n` changes the number of timed runs).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use gradphoto_tflite::Model;
+
+fn main() {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/models-data");
+    gradphoto_models::ensure(&data, |m| eprintln!("{m}")).expect("models fetched");
+    let dir = gradphoto_models::cache_dir(&data);
+    let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    for (file, target) in
+        [("face_detection_short_range.tflite", 3.0), ("face_landmark.tflite", 6.0), ("selfie_segmentation.tflite", 9.0)]
+    {
+        if filter.as_deref().is_some_and(|f| !file.contains(f)) {
+            continue;
+        }
+        let bytes = match std::fs::read(dir.join(file)) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{file}: {e}; skipped");
+                continue;
+            }
+        };
+        let t0 = Instant::now();
+        let model = Model::from_bytes(&bytes).expect("model loads");
+        let load = t0.elapsed();
+        let n: usize = model.input_shapes()[0].iter().product();
+        // Deterministic input in [0, 1); timing does not depend on the values.
+        let input: Vec<f32> =
+            (0..n).map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 8) as f32 / 16_777_216.0).collect();
+        let out = model.run(&[&input]).expect("runs");
+        let first = t0.elapsed();
+        std::hint::black_box(out);
+        let mut times: Vec<f64> = (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(model.run(&[&input]).expect("runs"));
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let median = times[runs / 2];
+        println!(
+            "{file:36} median {median:6.3} ms (target {target} ms, min {:.3}, p90 {:.3}) | first call {:.2} ms (load {:.2} ms)",
+            times[0],
+            times[runs * 9 / 10],
+            first.as_secs_f64() * 1e3,
+            load.as_secs_f64() * 1e3,
+        );
+    }
+}

@@ -1,0 +1,847 @@
+//! NHWC f32 kernels. Shapes and geometry are validated when the model is prepared, so slice
+//! lengths here always match; loops use `chunks_exact`/`zip` so the compiler can vectorise them.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::schema::{Activation, Padding};
+
+/// Sliding-window geometry of a convolution or pool on an NHWC tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geom {
+    pub batch: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub in_c: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub out_c: usize,
+    pub k_h: usize,
+    pub k_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub dil_h: usize,
+    pub dil_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+}
+
+/// Output size and leading padding along one axis, as TFLite's `ComputeOutSize` and
+/// `ComputePaddingWithOffset` do it: SAME pads `total / 2` before and the rest after.
+pub(crate) fn out_size_and_pad(
+    padding: Padding,
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+) -> Option<(usize, usize)> {
+    let eff = kernel.checked_sub(1)?.checked_mul(dilation)?.checked_add(1)?;
+    let out = match padding {
+        Padding::Same => input.div_ceil(stride),
+        Padding::Valid => (input + stride).checked_sub(eff)? / stride,
+    };
+    if out == 0 {
+        return None;
+    }
+    let total = ((out - 1) * stride + eff).saturating_sub(input);
+    Some((out, total / 2))
+}
+
+impl Geom {
+    /// Input row `oy * stride + ky * dilation - pad`, or None when it falls in the padding.
+    #[inline]
+    fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy * self.stride_h + ky * self.dil_h).checked_sub(self.pad_top).filter(|&y| y < self.in_h)
+    }
+    #[inline]
+    fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
+        (ox * self.stride_w + kx * self.dil_w).checked_sub(self.pad_left).filter(|&x| x < self.in_w)
+    }
+}
+
+/// An elementwise step fused onto the end of a kernel (the op's own activation, or a following
+/// RELU / PRELU / HARD_SWISH / LOGISTIC whose input had no other reader).
+#[derive(Clone, Debug)]
+pub(crate) enum Post {
+    Act(Activation),
+    HardSwish,
+    Logistic,
+    /// Per-channel slope for negative values.
+    PRelu(Vec<f32>),
+    /// Adds the same-shaped extra input `k` (a residual ADD folded into its producer).
+    AddInput(usize),
+}
+
+/// Applies `posts` to `data`, which starts at element `at` of the op's output; `extras` are the
+/// op's inputs beyond its own (for `Post::AddInput`).
+pub(crate) fn apply_posts(data: &mut [f32], at: usize, channels: usize, posts: &[Post], extras: &[&[f32]]) {
+    for p in posts {
+        match p {
+            Post::AddInput(k) => {
+                let n = data.len();
+                for (v, &r) in data.iter_mut().zip(&extras[*k][at..at + n]) {
+                    *v += r;
+                }
+            }
+            Post::Act(a) => activate(data, *a),
+            Post::HardSwish => data.iter_mut().for_each(|v| *v = hard_swish(*v)),
+            Post::Logistic => logistic(data),
+            Post::PRelu(alpha) => {
+                for px in data.chunks_exact_mut(channels) {
+                    for (v, &a) in px.iter_mut().zip(alpha) {
+                        *v = prelu(*v, a);
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn activate(data: &mut [f32], act: Activation) {
+    let (lo, hi) = match act {
+        Activation::None => return,
+        Activation::Relu => (0.0, f32::INFINITY),
+        Activation::Relu6 => (0.0, 6.0),
+        Activation::ReluN1To1 => (-1.0, 1.0),
+    };
+    // max/min written as compares so NaN handling does not block vectorisation.
+    for v in data {
+        let x = if *v < lo { lo } else { *v };
+        *v = if x > hi { hi } else { x };
+    }
+}
+
+/// x >= 0 ? x : a * x, as two selects and no branch so loops over it vectorise.
+#[inline]
+fn prelu(x: f32, a: f32) -> f32 {
+    let pos = if x > 0.0 { x } else { 0.0 };
+    let neg = if x < 0.0 { x } else { 0.0 };
+    pos + a * neg
+}
+
+#[inline]
+fn hard_swish(x: f32) -> f32 {
+    let r = x + 3.0;
+    let r = if r < 0.0 { 0.0 } else { r };
+    let r = if r > 6.0 { 6.0 } else { r };
+    x * r * (1.0 / 6.0)
+}
+
+/// 1 / (1 + e^-x), with a polynomial exp that vectorises (relative error about 2e-7).
+pub(crate) fn logistic(data: &mut [f32]) {
+    for v in data {
+        // Below -87 the result would be subnormal, and subnormal arithmetic is ~100x slower on x86;
+        // the clamp changes results by less than 1.2e-38.
+        let x = v.clamp(-87.0, 87.0);
+        *v = 1.0 / (1.0 + fast_exp(-x));
+    }
+}
+
+/// e^x for |x| <= 88: 2^n * e^r with n = round(x / ln 2), |r| <= ln2 / 2, degree-6 polynomial.
+/// Written with integer bit tricks only, so it vectorises on plain SSE2 (no libm call, no
+/// saturating float-to-int conversion).
+#[inline]
+fn fast_exp(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    let n_int = t.to_bits().wrapping_sub(MAGIC.to_bits());
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    // n is in [-127, 127] here, so the biased exponent stays in 0..=254.
+    p * f32::from_bits(n_int.wrapping_add(127) << 23)
+}
+
+/// Number of output pixels per GEMM call: enough rows to amortise packing the weights,
+/// few enough that the im2col tile and the output tile stay in L2 for the fused epilogue.
+fn tile_rows(k: usize, n: usize) -> usize {
+    let by_k = (48 * 1024 / (k.max(1) * 4)).max(1);
+    by_k.max(n / 2).clamp(32, 1024)
+}
+
+/// CONV_2D: im2col (skipped for 1×1 stride-1 convolutions) + sgemm, tile by tile.
+#[derive(Debug)]
+pub(crate) struct Conv {
+    pub g: Geom,
+    /// [K][Cout] row-major, K = k_h * k_w * Cin in (ky, kx, c) order.
+    pub weights: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub posts: Vec<Post>,
+}
+
+impl Conv {
+    fn k(&self) -> usize {
+        self.g.k_h * self.g.k_w * self.g.in_c
+    }
+    fn pointwise(&self) -> bool {
+        let g = &self.g;
+        g.k_h == 1 && g.k_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_top == 0 && g.pad_left == 0
+    }
+    pub(crate) fn scratch_len(&self) -> usize {
+        if self.pointwise() { 0 } else { tile_rows(self.k(), self.g.out_c) * self.k() }
+    }
+
+    pub(crate) fn run(&self, input: &[f32], out: &mut [f32], scratch: &mut [f32], extras: &[&[f32]]) {
+        let g = &self.g;
+        let (k, n) = (self.k(), g.out_c);
+        let pixels = g.out_h * g.out_w;
+        let tile = tile_rows(k, n);
+        let b = ArrayView2::from_shape((k, n), &self.weights[..k * n]).expect("weights shape checked at load");
+        for batch in 0..g.batch {
+            let inp = &input[batch * g.in_h * g.in_w * g.in_c..][..g.in_h * g.in_w * g.in_c];
+            let outb = &mut out[batch * pixels * n..][..pixels * n];
+            let mut p0 = 0;
+            while p0 < pixels {
+                let m = tile.min(pixels - p0);
+                let c_tile = &mut outb[p0 * n..(p0 + m) * n];
+                let a_data: &[f32] = if self.pointwise() {
+                    &inp[p0 * k..(p0 + m) * k]
+                } else {
+                    let s = &mut scratch[..m * k];
+                    self.im2col(inp, p0, m, s);
+                    s
+                };
+                let a = ArrayView2::from_shape((m, k), a_data).expect("tile shape");
+                let mut c = ArrayViewMut2::from_shape((m, n), &mut *c_tile).expect("tile shape");
+                general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+                for px in c_tile.chunks_exact_mut(n) {
+                    for (v, &bv) in px.iter_mut().zip(&self.bias) {
+                        *v += bv;
+                    }
+                }
+                apply_posts(c_tile, (batch * pixels + p0) * n, n, &self.posts, extras);
+                p0 += m;
+            }
+        }
+    }
+
+    /// Rows p0..p0+m of the patch matrix, one row of K values per output pixel.
+    fn im2col(&self, inp: &[f32], p0: usize, m: usize, dst: &mut [f32]) {
+        // First layers read 3 channels: a kernel row is 9 or 15 floats, and a memcpy call per
+        // row costs more than the copy. A constant length lets the compiler inline it.
+        match self.g.k_w * self.g.in_c {
+            9 => self.im2col_n::<9>(inp, p0, m, dst),
+            15 => self.im2col_n::<15>(inp, p0, m, dst),
+            _ => self.im2col_n::<0>(inp, p0, m, dst),
+        }
+    }
+
+    /// `L` is the kernel-row length when known at compile time, else 0.
+    #[inline(always)]
+    fn im2col_n<const L: usize>(&self, inp: &[f32], p0: usize, m: usize, dst: &mut [f32]) {
+        let g = &self.g;
+        let c = g.in_c;
+        let row_len = g.k_w * c;
+        for (i, row) in dst.chunks_exact_mut(g.k_h * row_len).take(m).enumerate() {
+            let p = p0 + i;
+            let (oy, ox) = (p / g.out_w, p % g.out_w);
+            for (ky, seg) in row.chunks_exact_mut(row_len).enumerate() {
+                let Some(iy) = g.in_y(oy, ky) else {
+                    seg.fill(0.0);
+                    continue;
+                };
+                let in_row = &inp[iy * g.in_w * c..][..g.in_w * c];
+                if g.dil_w == 1 {
+                    // Taps of one kernel row are contiguous in the input: copy the valid run at once.
+                    let x0 = (ox * g.stride_w) as isize - g.pad_left as isize;
+                    let lo = (-x0).clamp(0, g.k_w as isize) as usize;
+                    let hi = (g.in_w as isize - x0).clamp(lo as isize, g.k_w as isize) as usize;
+                    if L != 0 && lo == 0 && hi == g.k_w {
+                        let src = x0 as usize * c;
+                        seg.copy_from_slice(&in_row[src..src + L]);
+                        continue;
+                    }
+                    seg[..lo * c].fill(0.0);
+                    if hi > lo {
+                        let src = (x0 + lo as isize) as usize * c;
+                        seg[lo * c..hi * c].copy_from_slice(&in_row[src..src + (hi - lo) * c]);
+                    }
+                    seg[hi * c..].fill(0.0);
+                } else {
+                    for (kx, tap) in seg.chunks_exact_mut(c).enumerate() {
+                        match g.in_x(ox, kx) {
+                            Some(ix) => tap.copy_from_slice(&in_row[ix * c..][..c]),
+                            None => tap.fill(0.0),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// DEPTHWISE_CONV_2D with direct loops over channels (the innermost, contiguous axis).
+#[derive(Debug)]
+pub(crate) struct Depthwise {
+    pub g: Geom,
+    pub multiplier: usize,
+    /// [k_h][k_w][Cout] as stored by TFLite.
+    pub weights: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub posts: Vec<Post>,
+    /// Stride-1 layers only: each tap's weights repeated across a whole output row
+    /// ([k_h][k_w][out_w * C]), and the bias likewise, so a tap is one flat multiply-add over the row.
+    rows: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+/// For each output coordinate: the range of kernel taps that land inside the input (contiguous,
+/// because the input position grows with the tap index) and the input position of the first one.
+fn tap_ranges(out: usize, input: usize, k: usize, stride: usize, dil: usize, pad: usize) -> Vec<(usize, usize, usize)> {
+    (0..out)
+        .map(|o| {
+            let pos = |t: usize| (o * stride + t * dil).checked_sub(pad);
+            let lo = (0..k).find(|&t| pos(t).is_some()).unwrap_or(k);
+            let hi = (lo..k).find(|&t| pos(t).is_none_or(|p| p >= input)).unwrap_or(k);
+            (lo, hi, if lo < hi { pos(lo).unwrap_or(0) } else { 0 })
+        })
+        .collect()
+}
+
+/// Channels handled per register block in the depthwise loops.
+const DW_BLOCK: usize = 8;
+
+impl Depthwise {
+    pub(crate) fn new(g: Geom, multiplier: usize, weights: Vec<f32>, bias: Vec<f32>, posts: Vec<Post>) -> Self {
+        let row = g.out_w * g.out_c;
+        let flat = multiplier == 1 && g.stride_w == 1 && g.dil_w == 1 && g.k_h * g.k_w * row <= 1 << 20;
+        let rows = flat.then(|| {
+            let tiled = weights.chunks_exact(g.out_c).flat_map(|tap| tap.iter().cycle().take(row)).copied().collect();
+            (tiled, bias.iter().cycle().take(row).copied().collect())
+        });
+        Depthwise { g, multiplier, weights, bias, posts, rows }
+    }
+
+    pub(crate) fn run(&self, input: &[f32], out: &mut [f32], extras: &[&[f32]]) {
+        if let Some((tiled, bias_row)) = &self.rows {
+            return self.run_rows(input, out, tiled, bias_row, extras);
+        }
+        let g = &self.g;
+        let (ci, co) = (g.in_c, g.out_c);
+        let row_len = g.out_w * co;
+        let ys = tap_ranges(g.out_h, g.in_h, g.k_h, g.stride_h, g.dil_h, g.pad_top);
+        let xs = tap_ranges(g.out_w, g.in_w, g.k_w, g.stride_w, g.dil_w, g.pad_left);
+        let blocks = if self.multiplier == 1 { co / DW_BLOCK } else { 0 };
+        for batch in 0..g.batch {
+            let inp = &input[batch * g.in_h * g.in_w * ci..][..g.in_h * g.in_w * ci];
+            let outb = &mut out[batch * g.out_h * row_len..][..g.out_h * row_len];
+            for (oy, orow) in outb.chunks_exact_mut(row_len).enumerate() {
+                let (ky0, ky1, iy0) = ys[oy];
+                for (ox, o) in orow.chunks_exact_mut(co).enumerate() {
+                    let (kx0, kx1, ix0) = xs[ox];
+                    // Blocks of 8 channels accumulate in registers across all taps.
+                    for b in 0..blocks {
+                        let c0 = b * DW_BLOCK;
+                        let mut acc = [0.0f32; DW_BLOCK];
+                        acc.copy_from_slice(&self.bias[c0..c0 + DW_BLOCK]);
+                        for ky in ky0..ky1 {
+                            let row = (iy0 + (ky - ky0) * g.dil_h) * g.in_w;
+                            for kx in kx0..kx1 {
+                                let io = (row + ix0 + (kx - kx0) * g.dil_w) * ci + c0;
+                                let wo = (ky * g.k_w + kx) * co + c0;
+                                let x = &inp[io..io + DW_BLOCK];
+                                let w = &self.weights[wo..wo + DW_BLOCK];
+                                for i in 0..DW_BLOCK {
+                                    acc[i] += x[i] * w[i];
+                                }
+                            }
+                        }
+                        o[c0..c0 + DW_BLOCK].copy_from_slice(&acc);
+                    }
+                    // Remaining channels (all of them when the multiplier is not 1).
+                    let c0 = blocks * DW_BLOCK;
+                    if c0 == co {
+                        continue;
+                    }
+                    let o = &mut o[c0..];
+                    o.copy_from_slice(&self.bias[c0..]);
+                    for ky in ky0..ky1 {
+                        let row = (iy0 + (ky - ky0) * g.dil_h) * g.in_w;
+                        for kx in kx0..kx1 {
+                            let io = (row + ix0 + (kx - kx0) * g.dil_w) * ci;
+                            let w = &self.weights[(ky * g.k_w + kx) * co + c0..][..co - c0];
+                            if self.multiplier == 1 {
+                                let x = &inp[io + c0..io + co];
+                                for ((o, &x), &w) in o.iter_mut().zip(x).zip(w) {
+                                    *o += x * w;
+                                }
+                            } else {
+                                // Output channel c reads input channel c / multiplier.
+                                let px = &inp[io..io + ci];
+                                for (c, (o, &w)) in o.iter_mut().zip(w).enumerate() {
+                                    *o += px[c / self.multiplier] * w;
+                                }
+                            }
+                        }
+                    }
+                }
+                apply_posts(orow, (batch * g.out_h + oy) * row_len, co, &self.posts, extras);
+            }
+        }
+    }
+}
+
+impl Depthwise {
+    /// Stride 1 along width: for each kernel tap, the output pixels whose input is in bounds form
+    /// one contiguous run, and so do their inputs: out[run] += in[run shifted] * weights tiled.
+    fn run_rows(&self, input: &[f32], out: &mut [f32], tiled: &[f32], bias_row: &[f32], extras: &[&[f32]]) {
+        let g = &self.g;
+        let c = g.in_c;
+        let row_len = g.out_w * c;
+        let in_row_len = g.in_w * c;
+        let ys = tap_ranges(g.out_h, g.in_h, g.k_h, g.stride_h, g.dil_h, g.pad_top);
+        // Output pixels [lo, hi) read input pixel ox + kx - pad_left, which must lie in [0, in_w).
+        let xs: Vec<(usize, usize)> = (0..g.k_w)
+            .map(|kx| {
+                let lo = g.pad_left.saturating_sub(kx).min(g.out_w);
+                let hi = (g.in_w + g.pad_left).saturating_sub(kx).clamp(lo, g.out_w);
+                (lo, hi)
+            })
+            .collect();
+        for batch in 0..g.batch {
+            let inp = &input[batch * g.in_h * in_row_len..][..g.in_h * in_row_len];
+            let outb = &mut out[batch * g.out_h * row_len..][..g.out_h * row_len];
+            for (oy, orow) in outb.chunks_exact_mut(row_len).enumerate() {
+                orow.copy_from_slice(bias_row);
+                let (ky0, ky1, iy0) = ys[oy];
+                for ky in ky0..ky1 {
+                    let iy = iy0 + (ky - ky0) * g.dil_h;
+                    let in_row = &inp[iy * in_row_len..][..in_row_len];
+                    for (kx, &(lo, hi)) in xs.iter().enumerate() {
+                        if lo >= hi {
+                            continue;
+                        }
+                        let ix = lo + kx - g.pad_left;
+                        let w = &tiled[(ky * g.k_w + kx) * row_len..][lo * c..hi * c];
+                        let x = &in_row[ix * c..(ix + hi - lo) * c];
+                        for ((o, &x), &w) in orow[lo * c..hi * c].iter_mut().zip(x).zip(w) {
+                            *o += x * w;
+                        }
+                    }
+                }
+                apply_posts(orow, (batch * g.out_h + oy) * row_len, c, &self.posts, extras);
+            }
+        }
+    }
+}
+
+/// MediaPipe's Convolution2DTransposeBias: each input pixel scatters `W · x` into a k_h × k_w
+/// window of the output at `(iy * stride - pad, ix * stride - pad)`. Computed as a GEMM of the
+/// input pixels with all taps' weights, then a scatter-add of each tap's Cout values (col2im).
+#[derive(Debug)]
+pub(crate) struct TransposeConv {
+    /// `in_*` is the op's input, `out_*` its output; `pad_*` the offsets subtracted from output positions.
+    pub g: Geom,
+    /// [Cin][k_h][k_w][Cout] (TFLite stores [Cout][k_h][k_w][Cin]).
+    pub weights: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub posts: Vec<Post>,
+}
+
+impl TransposeConv {
+    /// Repacks TFLite's [Cout][k_h][k_w][Cin] weights for the GEMM.
+    pub(crate) fn pack(w: &[f32], co: usize, taps: usize, ci: usize) -> Vec<f32> {
+        let mut packed = vec![0.0; w.len()];
+        for oc in 0..co {
+            for t in 0..taps {
+                for c in 0..ci {
+                    packed[(c * taps + t) * co + oc] = w[(oc * taps + t) * ci + c];
+                }
+            }
+        }
+        packed
+    }
+
+    fn cols(&self) -> usize {
+        self.g.k_h * self.g.k_w * self.g.out_c
+    }
+
+    pub(crate) fn scratch_len(&self) -> usize {
+        tile_rows(self.g.in_c, self.cols()) * self.cols()
+    }
+
+    pub(crate) fn run(&self, input: &[f32], out: &mut [f32], scratch: &mut [f32], extras: &[&[f32]]) {
+        let g = &self.g;
+        let (ci, co, n) = (g.in_c, g.out_c, self.cols());
+        let pixels = g.in_h * g.in_w;
+        let tile = tile_rows(ci, n);
+        let b = ArrayView2::from_shape((ci, n), &self.weights[..ci * n]).expect("weights shape checked at load");
+        for batch in 0..g.batch {
+            let inp = &input[batch * pixels * ci..][..pixels * ci];
+            let outb = &mut out[batch * g.out_h * g.out_w * co..][..g.out_h * g.out_w * co];
+            for px in outb.chunks_exact_mut(co) {
+                px.copy_from_slice(&self.bias);
+            }
+            let mut p0 = 0;
+            while p0 < pixels {
+                let m = tile.min(pixels - p0);
+                let a = ArrayView2::from_shape((m, ci), &inp[p0 * ci..(p0 + m) * ci]).expect("tile shape");
+                let cols = &mut scratch[..m * n];
+                let mut c = ArrayViewMut2::from_shape((m, n), &mut *cols).expect("tile shape");
+                general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+                for (i, row) in cols.chunks_exact(n).enumerate() {
+                    let (iy, ix) = ((p0 + i) / g.in_w, (p0 + i) % g.in_w);
+                    for (ky, krow) in row.chunks_exact(g.k_w * co).enumerate() {
+                        let Some(oy) = (iy * g.stride_h + ky).checked_sub(g.pad_top).filter(|&y| y < g.out_h) else {
+                            continue;
+                        };
+                        for (kx, vals) in krow.chunks_exact(co).enumerate() {
+                            let Some(ox) = (ix * g.stride_w + kx).checked_sub(g.pad_left).filter(|&x| x < g.out_w)
+                            else {
+                                continue;
+                            };
+                            let o = &mut outb[(oy * g.out_w + ox) * co..][..co];
+                            for (o, &v) in o.iter_mut().zip(vals) {
+                                *o += v;
+                            }
+                        }
+                    }
+                }
+                p0 += m;
+            }
+            apply_posts(outb, batch * g.out_h * g.out_w * co, co, &self.posts, extras);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PoolKind {
+    Max,
+    Average,
+}
+
+/// MAX_POOL_2D / AVERAGE_POOL_2D. Padding never contributes: the average divides by the
+/// number of in-bounds taps, as TFLite does.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    pub g: Geom,
+    pub kind: PoolKind,
+    pub posts: Vec<Post>,
+}
+
+impl Pool {
+    pub(crate) fn run(&self, input: &[f32], out: &mut [f32], extras: &[&[f32]]) {
+        let g = &self.g;
+        let c = g.in_c;
+        let row_len = g.out_w * c;
+        for batch in 0..g.batch {
+            let inp = &input[batch * g.in_h * g.in_w * c..][..g.in_h * g.in_w * c];
+            let outb = &mut out[batch * g.out_h * row_len..][..g.out_h * row_len];
+            for (oy, orow) in outb.chunks_exact_mut(row_len).enumerate() {
+                for (ox, o) in orow.chunks_exact_mut(c).enumerate() {
+                    let init = if self.kind == PoolKind::Max { f32::NEG_INFINITY } else { 0.0 };
+                    o.fill(init);
+                    let mut count = 0usize;
+                    for ky in 0..g.k_h {
+                        let Some(iy) = g.in_y(oy, ky) else { continue };
+                        for kx in 0..g.k_w {
+                            let Some(ix) = g.in_x(ox, kx) else { continue };
+                            let px = &inp[(iy * g.in_w + ix) * c..][..c];
+                            count += 1;
+                            match self.kind {
+                                PoolKind::Max => {
+                                    for (o, &x) in o.iter_mut().zip(px) {
+                                        *o = if x > *o { x } else { *o };
+                                    }
+                                }
+                                PoolKind::Average => {
+                                    for (o, &x) in o.iter_mut().zip(px) {
+                                        *o += x;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    if self.kind == PoolKind::Average {
+                        let inv = 1.0 / count.max(1) as f32;
+                        o.iter_mut().for_each(|v| *v *= inv);
+                    }
+                }
+                apply_posts(orow, (batch * g.out_h + oy) * row_len, c, &self.posts, extras);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BinKind {
+    Add,
+    Mul,
+    /// x >= 0 ? x : x * alpha (alpha is the second operand).
+    PRelu,
+}
+
+#[inline]
+fn bin(kind: BinKind, a: f32, b: f32) -> f32 {
+    match kind {
+        BinKind::Add => a + b,
+        BinKind::Mul => a * b,
+        BinKind::PRelu => prelu(a, b),
+    }
+}
+
+fn bin_slices(kind: BinKind, a: &[f32], b: &[f32], out: &mut [f32]) {
+    // One loop per kind so each vectorises.
+    let it = out.iter_mut().zip(a).zip(b);
+    match kind {
+        BinKind::Add => it.for_each(|((o, &x), &y)| *o = x + y),
+        BinKind::Mul => it.for_each(|((o, &x), &y)| *o = x * y),
+        BinKind::PRelu => it.for_each(|((o, &x), &y)| *o = prelu(x, y)),
+    }
+}
+
+/// ADD / MUL / PRELU with NumPy broadcasting over shapes padded to rank 4.
+#[derive(Debug)]
+pub(crate) struct Binary {
+    pub kind: BinKind,
+    pub a_shape: [usize; 4],
+    pub b_shape: [usize; 4],
+    pub out_shape: [usize; 4],
+    pub posts: Vec<Post>,
+}
+
+fn strides(shape: &[usize; 4]) -> [usize; 4] {
+    let mut s = [0; 4];
+    let mut acc = 1;
+    for i in (0..4).rev() {
+        // A broadcast (size-1) axis does not advance.
+        s[i] = if shape[i] == 1 { 0 } else { acc };
+        acc *= shape[i];
+    }
+    s
+}
+
+impl Binary {
+    pub(crate) fn run(&self, a: &[f32], b: &[f32], out: &mut [f32], extras: &[&[f32]]) {
+        let c = self.out_shape[3];
+        if self.a_shape == self.b_shape {
+            bin_slices(self.kind, a, b, out);
+        } else if self.a_shape == self.out_shape && self.b_shape[..3] == [1, 1, 1] && self.b_shape[3] == c {
+            // Per-channel operand, as in squeeze-and-excitation blocks and PReLU.
+            for (o, x) in out.chunks_exact_mut(c).zip(a.chunks_exact(c)) {
+                bin_slices(self.kind, x, b, o);
+            }
+        } else {
+            let (sa, sb) = (strides(&self.a_shape), strides(&self.b_shape));
+            let s = self.out_shape;
+            let mut idx = 0;
+            for i0 in 0..s[0] {
+                for i1 in 0..s[1] {
+                    for i2 in 0..s[2] {
+                        for i3 in 0..s[3] {
+                            let ia = i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3];
+                            let ib = i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3];
+                            out[idx] = bin(self.kind, a[ia], b[ib]);
+                            idx += 1;
+                        }
+                    }
+                }
+            }
+        }
+        apply_posts(out, 0, c, &self.posts, extras);
+    }
+}
+
+/// PAD with zeros, shapes padded to rank 4; `before[i]` elements are inserted ahead of axis i.
+#[derive(Debug)]
+pub(crate) struct Pad {
+    pub in_shape: [usize; 4],
+    pub out_shape: [usize; 4],
+    pub before: [usize; 4],
+}
+
+impl Pad {
+    pub(crate) fn run(&self, input: &[f32], out: &mut [f32]) {
+        out.fill(0.0);
+        let (si, so) = (self.in_shape, self.out_shape);
+        let row = si[3];
+        let mut src = 0;
+        for i0 in 0..si[0] {
+            for i1 in 0..si[1] {
+                for i2 in 0..si[2] {
+                    let o = (((i0 + self.before[0]) * so[1] + i1 + self.before[1]) * so[2] + i2 + self.before[2])
+                        * so[3]
+                        + self.before[3];
+                    out[o..o + row].copy_from_slice(&input[src..src + row]);
+                    src += row;
+                }
+            }
+        }
+    }
+}
+
+/// CONCATENATION: for each `outer` index, each input contributes a contiguous block.
+#[derive(Debug)]
+pub(crate) struct Concat {
+    pub outer: usize,
+    /// Elements per outer index for each input.
+    pub blocks: Vec<usize>,
+    pub act: Activation,
+}
+
+impl Concat {
+    pub(crate) fn run(&self, inputs: &[&[f32]], out: &mut [f32]) {
+        let total: usize = self.blocks.iter().sum();
+        for o in 0..self.outer {
+            let mut at = o * total;
+            for (inp, &blk) in inputs.iter().zip(&self.blocks) {
+                out[at..at + blk].copy_from_slice(&inp[o * blk..(o + 1) * blk]);
+                at += blk;
+            }
+        }
+        activate(out, self.act);
+    }
+}
+
+/// RESIZE_BILINEAR exactly as TFLite's reference kernel (including its edge clamping).
+#[derive(Debug)]
+pub(crate) struct Resize {
+    pub batch: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub c: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub align_corners: bool,
+    pub half_pixel_centers: bool,
+    pub posts: Vec<Post>,
+}
+
+/// (lower index, upper index, weight of the upper one) for each output coordinate.
+fn interp_table(out: usize, input: usize, align_corners: bool, half_pixel: bool) -> Vec<(usize, usize, f32)> {
+    let scale =
+        if align_corners && out > 1 { (input - 1) as f32 / (out - 1) as f32 } else { input as f32 / out as f32 };
+    (0..out)
+        .map(|i| {
+            let v = if half_pixel { (i as f32 + 0.5) * scale - 0.5 } else { i as f32 * scale };
+            let lo = (v.floor() as isize).max(0) as usize;
+            let hi = (v.ceil() as isize).clamp(0, input as isize - 1) as usize;
+            // The fraction is taken from the clamped lower index, as TFLite does.
+            let lo = lo.min(input - 1);
+            (lo, hi, v - lo as f32)
+        })
+        .collect()
+}
+
+impl Resize {
+    pub(crate) fn run(&self, input: &[f32], out: &mut [f32], extras: &[&[f32]]) {
+        let ys = interp_table(self.out_h, self.in_h, self.align_corners, self.half_pixel_centers);
+        let xs = interp_table(self.out_w, self.in_w, self.align_corners, self.half_pixel_centers);
+        let c = self.c;
+        let orow = self.out_w * c;
+        for b in 0..self.batch {
+            let inp = &input[b * self.in_h * self.in_w * c..][..self.in_h * self.in_w * c];
+            let outb = &mut out[b * self.out_h * orow..][..self.out_h * orow];
+            for (row, &(y0, y1, fy)) in outb.chunks_exact_mut(orow).zip(&ys) {
+                let r0 = &inp[y0 * self.in_w * c..][..self.in_w * c];
+                let r1 = &inp[y1 * self.in_w * c..][..self.in_w * c];
+                for (o, &(x0, x1, fx)) in row.chunks_exact_mut(c).zip(&xs) {
+                    let (a, bb) = (&r0[x0 * c..][..c], &r0[x1 * c..][..c]);
+                    let (cc, d) = (&r1[x0 * c..][..c], &r1[x1 * c..][..c]);
+                    let w00 = (1.0 - fy) * (1.0 - fx);
+                    let w01 = (1.0 - fy) * fx;
+                    let w10 = fy * (1.0 - fx);
+                    let w11 = fy * fx;
+                    for i in 0..c {
+                        o[i] = a[i] * w00 + bb[i] * w01 + cc[i] * w10 + d[i] * w11;
+                    }
+                }
+            }
+        }
+        apply_posts(out, 0, c, &self.posts, extras);
+    }
+}
+
+/// Standalone elementwise op (when it could not be fused into its producer).
+#[derive(Debug)]
+pub(crate) struct Unary {
+    pub channels: usize,
+    pub posts: Vec<Post>,
+}
+
+impl Unary {
+    pub(crate) fn run(&self, input: &[f32], out: &mut [f32], extras: &[&[f32]]) {
+        out.copy_from_slice(input);
+        apply_posts(out, 0, self.channels, &self.posts, extras);
+    }
+}
+
+/// Converts IEEE half-precision bits to f32 (subnormals, infinities and NaN included).
+pub(crate) fn f16_to_f32(h: u16) -> f32 {
+    // Normal numbers (nearly all weights): rebias the exponent by 127 - 15 = 112.
+    let em = (h & 0x7fff) as u32;
+    if (0x0400..0x7c00).contains(&em) {
+        return f32::from_bits((((h & 0x8000) as u32) << 16) | ((em << 13) + (112 << 23)));
+    }
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let mant = (h & 0x3ff) as u32;
+    let bits = match (exp, mant) {
+        (0, 0) => sign,
+        (0, m) => {
+            // Subnormal: value = m * 2^-24.
+            return if sign != 0 { -(m as f32) * 2f32.powi(-24) } else { m as f32 * 2f32.powi(-24) };
+        }
+        (31, 0) => sign | 0x7f80_0000,
+        (31, m) => sign | 0x7fc0_0000 | (m << 13),
+        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_conversion_matches_the_definition() {
+        for h in 0..=u16::MAX {
+            let (sign, exp, mant) = ((h >> 15) as i32, ((h >> 10) & 0x1f) as i32, (h & 0x3ff) as f64);
+            let got = f16_to_f32(h);
+            let magnitude = match exp {
+                0 => mant * 2f64.powi(-24),
+                31 if mant == 0.0 => f64::INFINITY,
+                31 => {
+                    assert!(got.is_nan(), "{h:#06x}");
+                    continue;
+                }
+                e => (1.0 + mant / 1024.0) * 2f64.powi(e - 15),
+            };
+            let want = if sign == 1 { -magnitude } else { magnitude };
+            assert_eq!(got as f64, want, "{h:#06x}");
+            assert_eq!(got.is_sign_negative(), sign == 1, "{h:#06x}");
+        }
+    }
+
+    #[test]
+    fn fast_exp_is_accurate() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x <= 87.0 {
+            let want = (x as f64).exp();
+            worst = worst.max(((fast_exp(x) as f64 - want) / want).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 4e-7, "relative error {worst}");
+    }
+
+    #[test]
+    fn same_and_valid_sizes_follow_tflite() {
+        // (padding, input, kernel, stride, dilation) -> (output, padding before)
+        let cases = [
+            (Padding::Same, 4, 3, 2, 1, (2, 0)),
+            (Padding::Same, 5, 3, 2, 1, (3, 1)),
+            (Padding::Same, 128, 5, 2, 1, (64, 1)),
+            (Padding::Same, 7, 3, 1, 2, (7, 2)),
+            (Padding::Valid, 5, 3, 2, 1, (2, 0)),
+            (Padding::Valid, 6, 3, 2, 1, (2, 0)),
+            (Padding::Valid, 5, 3, 1, 2, (1, 0)),
+        ];
+        for (p, i, k, s, d, want) in cases {
+            assert_eq!(out_size_and_pad(p, i, k, s, d), Some(want), "{p:?} in {i} k {k} s {s} d {d}");
+        }
+        assert_eq!(out_size_and_pad(Padding::Valid, 2, 3, 1, 1), None);
+    }
+}
