@@ -1,13 +1,16 @@
 //! The three MediaPipe models against outputs of Google's runtime (ai-edge-litert 2.3.0, XNNPACK,
-//! written by tools/tflite_reference.py into tests/reference/). Inputs are rebuilt here bit for bit.
+//! written by tools/tflite_reference.py into tests/reference/). Inputs are rebuilt here bit for bit:
+//! the hash pattern, and the shared test photo (never committed, not even as pixels) cropped and
+//! shrunk by an integer box average, so no resampler is involved and both sides get the same pixels.
 //!
 //! Tolerance: max |ours - reference| <= 1e-3 * max(1, max |reference|) per output.
-//! Measured max abs differences (x86-64, both inputs): detector 9.9e-5 (classificators, scale 103;
-//! regressors 6.9e-5 at scale 155), FaceMesh 1.1e-4 (landmarks, scale 166; presence 2.9e-6),
-//! selfie segmentation 3.5e-5 (mask in [0, 1]) - float rounding, about 1e-6 of each output's scale.
+//! Measured max abs differences (x86-64, both inputs): detector 1.5e-4 (classificators, scale 105;
+//! regressors 1.2e-4 at scale 154), FaceMesh 1.1e-4 (landmarks, scale 165; presence 2.9e-6),
+//! selfie segmentation 4.8e-5 (mask in [0, 1]) - float rounding, about 1e-6 of each output's scale.
 
 use std::path::PathBuf;
 
+use gradphoto_testkit::RgbImage;
 use gradphoto_tflite::Model;
 use serde_json::Value;
 
@@ -17,9 +20,60 @@ fn reference_dir() -> PathBuf {
 
 mod real;
 
-/// The model file (fetched and verified like the product does).
-fn model_bytes(file: &str) -> Option<Vec<u8>> {
-    Some(real::model_bytes(file))
+/// The photo the reference inputs are made from, relative to the shared test data folder.
+const PHOTO: &str = "portraits/astronaut_eileen_collins.png";
+
+fn read_index() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(reference_dir().join("index.json")).unwrap()).unwrap()
+}
+
+/// The shared test photo (512x512 PNG), checked against the hash the reference was made from.
+fn photo() -> RgbImage {
+    let path = gradphoto_testkit::shared_dir().join("testdata").join(PHOTO);
+    let index = read_index();
+    assert_eq!(index["photo"], PHOTO);
+    let png = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    assert_eq!(gradphoto_models::sha256_hex(&png), index["photo_sha256"].as_str().unwrap(), "{}", path.display());
+    gradphoto_testkit::open(&path)
+}
+
+/// RGB u8 pixels (row-major) of the crop [left, top, right, bottom) of `img`, shrunk by a
+/// `box_size` x `box_size` average per channel in integers: (sum + n / 2) / n with n = box_size^2.
+fn crop_box(img: &RgbImage, crop: [u32; 4], box_size: u32) -> Vec<u8> {
+    let [left, top, right, bottom] = crop;
+    assert!(right <= img.width() && bottom <= img.height(), "crop {crop:?} outside the photo");
+    let (w, h) = (right - left, bottom - top);
+    assert!(w % box_size == 0 && h % box_size == 0, "crop {crop:?} not a multiple of {box_size}");
+    let n = box_size * box_size;
+    let mut out = Vec::with_capacity((w / box_size * h / box_size * 3) as usize);
+    for by in 0..h / box_size {
+        for bx in 0..w / box_size {
+            let mut sum = [0u32; 3];
+            for y in 0..box_size {
+                for x in 0..box_size {
+                    let p = img.get_pixel(left + bx * box_size + x, top + by * box_size + y);
+                    for c in 0..3 {
+                        sum[c] += u32::from(p[c]);
+                    }
+                }
+            }
+            out.extend(sum.map(|s| ((s + n / 2) / n) as u8));
+        }
+    }
+    out
+}
+
+/// The photo input of a model as recorded in index.json (crop, box factor), checked against the
+/// hash of the pixels the reference runtime was given.
+fn photo_pixels(img: &RgbImage, m: &Value) -> Vec<u8> {
+    let crop: Vec<u32> = m["photo_crop"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let pixels = crop_box(img, crop.try_into().unwrap(), m["photo_box"].as_u64().unwrap() as u32);
+    assert_eq!(gradphoto_models::sha256_hex(&pixels), m["photo_pixels_sha256"].as_str().unwrap(), "{}", m["name"]);
+    pixels
+}
+
+fn model_entry(index: &Value, name: &str) -> Value {
+    index["models"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap().clone()
 }
 
 /// The documented pattern: lo + (hi - lo) * u(i), u from a 32-bit integer hash of the index.
@@ -45,12 +99,10 @@ fn read_f32(file: &str) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
-/// Runs one model on both recorded inputs; returns the worst (abs diff, tolerance) seen.
-fn check_model(name: &str) -> Option<()> {
-    let index: Value =
-        serde_json::from_str(&std::fs::read_to_string(reference_dir().join("index.json")).unwrap()).unwrap();
-    let m = index["models"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap();
-    let bytes = model_bytes(m["file"].as_str().unwrap())?;
+/// Runs one model on both recorded inputs and checks every output against the reference.
+fn check_model(name: &str) {
+    let m = model_entry(&read_index(), name);
+    let bytes = real::model_bytes(m["file"].as_str().unwrap());
     let model = Model::from_bytes(&bytes).unwrap();
     let shape: Vec<usize> = m["input_shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
     assert_eq!(model.input_shapes(), vec![shape.clone()]);
@@ -60,7 +112,7 @@ fn check_model(name: &str) -> Option<()> {
     for case in m["cases"].as_array().unwrap() {
         let input = match case["input"].as_str().unwrap() {
             "pattern" => pattern(n, lo, hi),
-            "photo" => from_u8(&std::fs::read(reference_dir().join(m["photo_u8"].as_str().unwrap())).unwrap(), lo, hi),
+            "photo" => from_u8(&photo_pixels(&photo(), &m), lo, hi),
             other => panic!("unknown input recipe {other}"),
         };
         assert_eq!(input.len(), n);
@@ -79,7 +131,6 @@ fn check_model(name: &str) -> Option<()> {
             assert!(diff <= 1e-3 * scale, "{name} {} output {k}: max abs diff {diff} > 1e-3 * {scale}", case["input"]);
         }
     }
-    Some(())
 }
 
 #[test]
@@ -101,9 +152,8 @@ fn selfie_segmentation_matches_litert() {
 /// above would also catch a plausible-looking but wrong output layout.
 #[test]
 fn detector_finds_the_face_in_the_photo() {
-    let Some(bytes) = model_bytes("face_detection_short_range.tflite") else { return };
-    let model = Model::from_bytes(&bytes).unwrap();
-    let pixels = std::fs::read(reference_dir().join("face_detection_short_range.photo.u8")).unwrap();
+    let model = Model::from_bytes(&real::model_bytes("face_detection_short_range.tflite")).unwrap();
+    let pixels = photo_pixels(&photo(), &model_entry(&read_index(), "face_detection_short_range"));
     let outs = model.run(&[&from_u8(&pixels, -1.0, 1.0)]).unwrap();
     assert_eq!(model.output_names(), ["regressors", "classificators"]);
     assert_eq!(model.output_shapes(), vec![vec![1, 896, 16], vec![1, 896, 1]]);

@@ -131,8 +131,8 @@ fn mutated_small_models_never_panic() {
     assert!(loaded > 100, "only {loaded} mutated models loaded");
 }
 
-fn real_model(file: &str) -> Option<Vec<u8>> {
-    Some(real::model_bytes(file))
+fn real_model(file: &str) -> Vec<u8> {
+    real::model_bytes(file)
 }
 
 /// MediaPipe appends a ZIP archive (model metadata) after the flatbuffer. Cutting only into it
@@ -146,7 +146,7 @@ fn appended_zip_start(bytes: &[u8]) -> usize {
 #[test]
 fn truncated_real_models_are_errors() {
     for file in ["face_detection_short_range.tflite", "face_landmark.tflite", "selfie_segmentation.tflite"] {
-        let Some(bytes) = real_model(file) else { continue };
+        let bytes = real_model(file);
         let n = bytes.len();
         let fb_end = appended_zip_start(&bytes);
         assert!(n - fb_end < 200, "{file}: {} bytes after the flatbuffer", n - fb_end);
@@ -164,7 +164,7 @@ fn truncated_real_models_are_errors() {
 
 #[test]
 fn mutated_detector_never_panics() {
-    let Some(good) = real_model("face_detection_short_range.tflite") else { return };
+    let good = real_model("face_detection_short_range.tflite");
     let mut rng = Rng(7);
     let mut runs = 0;
     for _ in 0..3000 {

@@ -138,10 +138,10 @@ pub struct Background {
     pub foreign: f32,
 }
 
-/// Measures the background on a grid of about 100 × 130 samples, keeping those with person probability < 0.1.
+/// Measures the background on a grid of 64 samples across, keeping those with person probability < 0.1.
 pub fn background(img: &RgbImage, mask: &Mask) -> Option<Background> {
     let (w, h) = (img.width as f32, img.height as f32);
-    let step = (w / 100.0).max(1.0);
+    let step = (w / 64.0).max(1.0);
     let mut samples: Vec<(f32, f32, Lab, [f32; 3])> = Vec::new();
     let mut total = 0usize;
     let mut y = step / 2.0;
