@@ -86,20 +86,13 @@ pub fn input(pyr: &Pyramid) -> (Vec<f32>, Letterbox) {
     let lb = Letterbox::for_size(img.width, img.height, INPUT);
     let mut out = vec![-1.0f32; INPUT * INPUT * 3];
     let step = 1.0 / lb.scale;
-    for y in 0..INPUT {
-        for x in 0..INPUT {
-            let ix = (x as f32 + 0.5 - lb.pad_x) / lb.scale - 0.5;
-            let iy = (y as f32 + 0.5 - lb.pad_y) / lb.scale - 0.5;
-            if ix < -0.5 || iy < -0.5 || ix > img.width as f32 - 0.5 || iy > img.height as f32 - 0.5 {
-                continue;
-            }
-            let p = pyr.sample(ix, iy, step);
-            let o = (y * INPUT + x) * 3;
-            for k in 0..3 {
-                out[o + k] = p[k] / 127.5 - 1.0;
-            }
+    // Input pixel (x, y) sits at image position ((x + 0.5 − pad) / scale − 0.5): a resampling from −pad / scale.
+    pyr.resample((-lb.pad_x * step, -lb.pad_y * step), (step, step), (INPUT, INPUT), |x, y, p| {
+        let o = (y * INPUT + x) * 3;
+        for k in 0..3 {
+            out[o + k] = p[k] / 127.5 - 1.0;
         }
-    }
+    });
     (out, lb)
 }
 

@@ -1,7 +1,7 @@
 //! FaceMesh: 468 landmarks of the face found by the detector. The crop is the detector's box centre, a side of
 //! 1.5 × the larger box side, turned so that the eyes are level; the landmarks come back in image pixels.
 
-use super::detect::{Detection, LEFT_EYE, RIGHT_EYE};
+use super::detect::{Detection, LEFT_EYE, RIGHT_EYE, sample};
 use super::pyramid::Pyramid;
 
 pub const INPUT: usize = 192;
@@ -76,10 +76,19 @@ impl Roi {
 pub fn input(pyr: &Pyramid, roi: &Roi) -> Vec<f32> {
     let mut out = vec![0.0f32; INPUT * INPUT * 3];
     let step = roi.side / INPUT as f32;
+    // One pyramid level for the whole crop, chosen once.
+    let (level, f) = pyr.level(step);
+    // The crop's affine map, worked out once: image = origin + u·du + v·dv (in level pixels).
+    let origin = roi.to_image(INPUT, 0.5, 0.5);
+    let right = roi.to_image(INPUT, 1.5, 0.5);
+    let down = roi.to_image(INPUT, 0.5, 1.5);
+    let du = [(right[0] - origin[0]) / f, (right[1] - origin[1]) / f];
+    let dv = [(down[0] - origin[0]) / f, (down[1] - origin[1]) / f];
+    let (ox, oy) = (origin[0] / f - 0.5, origin[1] / f - 0.5);
     for v in 0..INPUT {
         for u in 0..INPUT {
-            let [x, y] = roi.to_image(INPUT, u as f32 + 0.5, v as f32 + 0.5);
-            let p = pyr.sample(x - 0.5, y - 0.5, step);
+            let (uf, vf) = (u as f32, v as f32);
+            let p = sample(level, ox + uf * du[0] + vf * dv[0], oy + uf * du[1] + vf * dv[1]);
             let o = (v * INPUT + u) * 3;
             for k in 0..3 {
                 out[o + k] = p[k] / 255.0;

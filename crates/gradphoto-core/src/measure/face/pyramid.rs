@@ -45,22 +45,97 @@ impl Pyramid {
         &self.levels[0]
     }
 
-    /// Bilinear sample at base-image position (x, y) from the level suited to `step` base pixels per sample.
-    pub fn sample(&self, x: f32, y: f32, step: f32) -> [f32; 3] {
+    /// The level for `step` base pixels per sample, and its size factor: the smallest level still at least twice
+    /// as fine as the sampling.
+    pub fn level(&self, step: f32) -> (&RgbImage, f32) {
         let mut level = 0;
         let mut f = 1.0f32;
         while level + 1 < self.levels.len() && step >= 2.0 * f * 2.0 {
             level += 1;
             f *= 2.0;
         }
+        (&self.levels[level], f)
+    }
+
+    /// Bilinear sample at base-image position (x, y) from the level suited to `step` base pixels per sample.
+    pub fn sample(&self, x: f32, y: f32, step: f32) -> [f32; 3] {
+        let (img, f) = self.level(step);
         // Pixel centres: base x maps to (x + 0.5) / f − 0.5 at a level f times smaller.
-        sample(&self.levels[level], (x + 0.5) / f - 0.5, (y + 0.5) / f - 0.5)
+        sample(img, (x + 0.5) / f - 0.5, (y + 0.5) / f - 0.5)
+    }
+
+    /// An axis-aligned resampling into `out_w × out_h`: output pixel (i, j) takes the base position
+    /// (x0 + (i + 0.5)·sx − 0.5, y0 + (j + 0.5)·sy − 0.5). Separable bilinear with per-row and per-column weights
+    /// worked out once, so a model input costs a fraction of per-pixel sampling. Positions outside the image get
+    /// `None` from `write`'s point of view: `write(i, j, rgb)` is only called for positions inside.
+    pub fn resample(
+        &self,
+        (x0, y0): (f32, f32),
+        (sx, sy): (f32, f32),
+        (out_w, out_h): (usize, usize),
+        mut write: impl FnMut(usize, usize, [f32; 3]),
+    ) {
+        let (img, f) = self.level(sx.max(sy));
+        let (w, h) = (img.width as usize, img.height as usize);
+        // For each output column: the two source columns, the weight of the second, or None when outside.
+        let axis = |n: usize, origin: f32, step: f32, size: usize, full: u32| -> Vec<Option<(usize, usize, f32)>> {
+            (0..n)
+                .map(|i| {
+                    let base = origin + (i as f32 + 0.5) * step - 0.5;
+                    if base < -0.5 || base > full as f32 - 0.5 {
+                        return None;
+                    }
+                    let p = ((base + 0.5) / f - 0.5).clamp(0.0, (size - 1) as f32);
+                    let a = p.floor() as usize;
+                    Some((a, (a + 1).min(size - 1), p - a as f32))
+                })
+                .collect()
+        };
+        let cols = axis(out_w, x0, sx, w, self.levels[0].width);
+        let rows = axis(out_h, y0, sy, h, self.levels[0].height);
+        let px = &img.pixels;
+        for (j, row) in rows.iter().enumerate() {
+            let Some((ya, yb, fy)) = *row else { continue };
+            for (i, col) in cols.iter().enumerate() {
+                let Some((xa, xb, fx)) = *col else { continue };
+                let at = |yy: usize, xx: usize, k: usize| f32::from(px[(yy * w + xx) * 3 + k]);
+                let mut rgb = [0.0f32; 3];
+                for (k, v) in rgb.iter_mut().enumerate() {
+                    let top = at(ya, xa, k) + (at(ya, xb, k) - at(ya, xa, k)) * fx;
+                    let bottom = at(yb, xa, k) + (at(yb, xb, k) - at(yb, xa, k)) * fx;
+                    *v = top + (bottom - top) * fy;
+                }
+                write(i, j, rgb);
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resample_matches_per_pixel_sampling() {
+        let img = RgbImage {
+            width: 300,
+            height: 400,
+            pixels: (0..300u64 * 400 * 3).map(|i| ((i * 7919) % 251) as u8).collect(),
+        };
+        let p = Pyramid::new(&img);
+        let (sx, sy) = (300.0 / 64.0, 400.0 / 80.0);
+        let mut n = 0;
+        p.resample((0.0, 0.0), (sx, sy), (64, 80), |i, j, rgb| {
+            let want = p.sample((i as f32 + 0.5) * sx - 0.5, (j as f32 + 0.5) * sy - 0.5, sx.max(sy));
+            assert!(rgb.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-3), "{i},{j}: {rgb:?} {want:?}");
+            n += 1;
+        });
+        assert_eq!(n, 64 * 80);
+        // Positions outside the image are skipped: a frame offset by half its width writes only the inside.
+        let mut inside = 0;
+        p.resample((-150.0, 0.0), (sx, sy), (64, 80), |_, _, _| inside += 1);
+        assert_eq!(inside, 32 * 80);
+    }
 
     #[test]
     fn levels_halve_and_average() {

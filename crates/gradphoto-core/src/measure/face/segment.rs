@@ -9,16 +9,12 @@ pub fn input(pyr: &Pyramid) -> Vec<f32> {
     let img = pyr.base();
     let mut out = vec![0.0f32; INPUT * INPUT * 3];
     let (sx, sy) = (img.width as f32 / INPUT as f32, img.height as f32 / INPUT as f32);
-    let step = sx.max(sy);
-    for y in 0..INPUT {
-        for x in 0..INPUT {
-            let p = pyr.sample((x as f32 + 0.5) * sx - 0.5, (y as f32 + 0.5) * sy - 0.5, step);
-            let o = (y * INPUT + x) * 3;
-            for k in 0..3 {
-                out[o + k] = p[k] / 255.0;
-            }
+    pyr.resample((0.0, 0.0), (sx, sy), (INPUT, INPUT), |x, y, p| {
+        let o = (y * INPUT + x) * 3;
+        for k in 0..3 {
+            out[o + k] = p[k] / 255.0;
         }
-    }
+    });
     out
 }
 
