@@ -91,13 +91,13 @@ pub fn run(args: EvalArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
     let _ = writeln!(s, "\ncalibrated thresholds (false rejects count double):\n");
     let _ = writeln!(
         s,
-        "| rule | measure | broken when | threshold | compliant | broken | false rejects | false accepts |"
+        "| rule | measure | broken when | threshold | compliant | broken | false rejects | false accepts | compliant edge | broken edge |"
     );
-    let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for c in gradphoto_eval::calibrate(&ev, &profile) {
         let _ = writeln!(
             s,
-            "| `{}` | {} | {} | {:.3} | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {:.3} | {} | {} | {} | {} | {:.3} | {:.3} |",
             c.rule,
             c.measure,
             if c.above { "above" } else { "below" },
@@ -105,7 +105,9 @@ pub fn run(args: EvalArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
             c.compliant,
             c.broken,
             c.false_rejects,
-            c.false_accepts
+            c.false_accepts,
+            c.compliant_edge,
+            c.broken_edge
         );
     }
     print!("{s}");

@@ -8,7 +8,7 @@ use gradphoto_testkit::{JpegSpec, add_noise, crop_to, encode, portrait};
 
 /// The data folder of the tests: models fetched once into target/, never into the user's home.
 fn data_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-models-data")
+    gradphoto_testkit::models_data_dir()
 }
 
 fn gradphoto(args: &[&str], dir: &Path) -> Output {

@@ -29,7 +29,7 @@ fn ms(d: Duration) -> f64 {
 fn main() {
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-faces");
     std::fs::create_dir_all(&out).expect("bench folder");
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/models-data");
+    let data = gradphoto_testkit::models_data_dir();
     let paths = gradphoto_models::ensure(&data, |m| eprintln!("{m}")).expect("models");
     let read = |p: &std::path::Path, m| gradphoto_models::read_verified(p, m).expect("verified");
     let (det, mesh, seg) = (

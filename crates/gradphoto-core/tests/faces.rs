@@ -9,7 +9,7 @@ use gradphoto_testkit::{JpegSpec, crop_to, encode, portrait, resize};
 fn options() -> CheckOptions {
     static MODELS: std::sync::OnceLock<Arc<FaceModels>> = std::sync::OnceLock::new();
     let models = MODELS.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("core-models-data");
+        let dir = gradphoto_testkit::models_data_dir();
         let p = gradphoto_models::ensure(&dir, |m| eprintln!("{m}")).expect("models");
         let read = |path: &std::path::Path, m| gradphoto_models::read_verified(path, m).expect("verified");
         Arc::new(

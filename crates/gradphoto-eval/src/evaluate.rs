@@ -166,6 +166,9 @@ pub struct Calibration {
     pub broken: usize,
     pub false_rejects: usize,
     pub false_accepts: usize,
+    /// The compliant value nearest the broken side, and the broken value nearest the compliant side.
+    pub compliant_edge: f64,
+    pub broken_edge: f64,
 }
 
 type Extract = fn(&PersonMeasurements, &Profile) -> Option<f64>;
@@ -226,7 +229,15 @@ pub fn calibrate(ev: &Evaluation, profile: &Profile) -> Vec<Calibration> {
         let good: Vec<f64> = candidates.iter().copied().filter(|&t| cost(t).0 == best).collect();
         let threshold = good[good.len() / 2];
         let (_, fr, fa) = cost(threshold);
+        let values = |t: bool| points.iter().filter(move |p| p.1 == t).map(|p| p.0);
+        let (compliant_edge, broken_edge) = if above {
+            (values(false).fold(f64::NEG_INFINITY, f64::max), values(true).fold(f64::INFINITY, f64::min))
+        } else {
+            (values(false).fold(f64::INFINITY, f64::min), values(true).fold(f64::NEG_INFINITY, f64::max))
+        };
         out.push(Calibration {
+            compliant_edge,
+            broken_edge,
             rule,
             measure,
             above,

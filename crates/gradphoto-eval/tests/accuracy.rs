@@ -6,7 +6,7 @@ use gradphoto_core::Profile;
 use gradphoto_core::measure::face::models::FaceModels;
 
 fn models() -> FaceModels {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("eval-models-data");
+    let dir = gradphoto_testkit::models_data_dir();
     let p = gradphoto_models::ensure(&dir, |m| eprintln!("{m}")).expect("models");
     let read = |path: &std::path::Path, m| gradphoto_models::read_verified(path, m).expect("verified model");
     FaceModels::load(

@@ -17,6 +17,11 @@ pub fn shared_dir() -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
+/// The data folder the tests and benchmarks share for the face models (fetched once per checkout with pip).
+pub fn models_data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/models-data")
+}
+
 /// File names of the single-face portraits in the shared test data, sorted.
 pub fn portrait_names() -> Vec<String> {
     image_names(&shared_dir().join("testdata/portraits"))
