@@ -17,6 +17,9 @@ pub struct EvalArgs {
     /// 列出每张照片的结果 / list every case
     #[arg(long)]
     verbose: bool,
+    /// 把标注集的照片写到此文件夹 / write the labelled set's photos into this folder
+    #[arg(long, value_name = "DIR")]
+    dump: Option<PathBuf>,
 }
 
 pub fn run(args: EvalArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
@@ -34,6 +37,14 @@ pub fn run(args: EvalArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
             })
             .collect();
     let cases = gradphoto_eval::build_cases(&sources, &no_face);
+    if let Some(dir) = &args.dump {
+        std::fs::create_dir_all(dir)?;
+        for (i, c) in cases.iter().enumerate() {
+            let name: String =
+                c.name.chars().map(|ch| if ch.is_alphanumeric() || ch == '.' { ch } else { '_' }).collect();
+            std::fs::write(dir.join(format!("{i:03}-{name}.jpg")), &c.jpeg)?;
+        }
+    }
     let ev = gradphoto_eval::evaluate(&cases, models, &profile);
     let mut s = String::new();
     let _ = writeln!(

@@ -217,6 +217,12 @@ pub fn build_cases(sources: &[Source], no_face: &[(String, image::RgbImage)]) ->
                 truth.insert(Rule::QualitySharpness, false);
             }
             truth.insert(Rule::GeometryRoll, src.head_tilted);
+            truth.insert(Rule::LightingColorCast, false);
+            truth.insert(Rule::ContentNoAdditions, false);
+            // Clothing is judged only where enough of it is in the picture.
+            if framing.eye_line[0] + 1.3 * framing.face_width < 640.0 {
+                truth.insert(Rule::ClothingContrast, false);
+            }
             if let Some(closed) = src.mouth_closed {
                 truth.insert(Rule::ExpressionMouthClosed, !closed);
             }
@@ -267,7 +273,14 @@ pub fn build_cases(sources: &[Source], no_face: &[(String, image::RgbImage)]) ->
             ("beige", [225.0, 205.0, 170.0], true),
         ] {
             let edit = move |_: f32, _: f32, c: [f32; 3], p: f32| mix(colour, c, p);
-            push(format!("background {label}"), base, &edit, &[(Rule::BackgroundColor, Some(bad))]);
+            // The cast is read on the background: a wrong background colour says nothing about a cast.
+            let cast = if bad { None } else { Some(false) };
+            push(
+                format!("background {label}"),
+                base,
+                &edit,
+                &[(Rule::BackgroundColor, Some(bad)), (Rule::LightingColorCast, cast), (Rule::ClothingContrast, cast)],
+            );
         }
         let graded = |_: f32, y: f32, c: [f32; 3], p: f32| {
             let bg = mix([150.0, 220.0, 255.0], [40.0, 120.0, 200.0], y / 640.0);
@@ -277,7 +290,7 @@ pub fn build_cases(sources: &[Source], no_face: &[(String, image::RgbImage)]) ->
             "background graded".into(),
             base,
             &graded,
-            &[(Rule::BackgroundUniform, Some(true)), (Rule::BackgroundColor, None)],
+            &[(Rule::BackgroundUniform, Some(true)), (Rule::BackgroundColor, None), (Rule::LightingColorCast, None)],
         );
         // Light and focus.
         let dark = |_: f32, _: f32, c: [f32; 3], _: f32| c.map(|v| v * 0.4);
@@ -285,18 +298,66 @@ pub fn build_cases(sources: &[Source], no_face: &[(String, image::RgbImage)]) ->
             "under-exposed ×0.4".into(),
             base,
             &dark,
-            &[(Rule::LightingExposure, Some(true)), (Rule::BackgroundColor, Some(true))],
+            &[
+                (Rule::LightingExposure, Some(true)),
+                (Rule::BackgroundColor, Some(true)),
+                (Rule::LightingColorCast, None),
+            ],
         );
         let bright = |_: f32, _: f32, c: [f32; 3], _: f32| c.map(|v| v * 1.7);
         push(
             "over-exposed ×1.7".into(),
             base,
             &bright,
-            &[(Rule::LightingExposure, Some(true)), (Rule::BackgroundColor, Some(true))],
+            &[
+                (Rule::LightingExposure, Some(true)),
+                (Rule::BackgroundColor, Some(true)),
+                (Rule::LightingColorCast, None),
+            ],
         );
         let side = |x: f32, _: f32, c: [f32; 3], p: f32| if x < 240.0 { mix(c, c.map(|v| v * 0.5), p) } else { c };
         push("left half in shadow".into(), base, &side, &[(Rule::LightingBalance, Some(true))]);
         push("evenly lit".into(), base, &keep, &[(Rule::LightingBalance, Some(false))]);
+        // A colour cast over the whole picture.
+        let warm = |_: f32, _: f32, c: [f32; 3], _: f32| [c[0] * 1.15, c[1], c[2] * 0.8];
+        push(
+            "warm colour cast".into(),
+            base,
+            &warm,
+            &[(Rule::LightingColorCast, Some(true)), (Rule::BackgroundColor, None), (Rule::LightingExposure, None)],
+        );
+        // Red pupils: a disc of a fifth of the eye width painted red at each eye centre.
+        let framing = geometry::framing(a, &base);
+        let eye_w = a.face_width() * base.scale() * 0.2;
+        let eyes =
+            [(base.render_x(a.eyes[0][0]), framing.eye_line[0]), (base.render_x(a.eyes[1][0]), framing.eye_line[1])];
+        let red = move |x: f32, y: f32, c: [f32; 3], _: f32| {
+            let near = eyes.iter().any(|&(ex, ey)| (x - ex).hypot(y - ey) <= eye_w * 0.15);
+            if near { [200.0, 30.0, 35.0] } else { c }
+        };
+        push("red eye".into(), base, &red, &[(Rule::LightingRedEye, Some(true))]);
+        push("pupils as shot".into(), base, &keep, &[(Rule::LightingRedEye, Some(false))]);
+        // Clothing painted the background colour, below the chin.
+        let chin_y = framing.eye_line[0] + a.face_width() * base.scale() * 0.9;
+        let hidden =
+            move |_: f32, y: f32, c: [f32; 3], p: f32| if y > chin_y + 40.0 { mix(c, LIGHT_BLUE, p) } else { c };
+        push("clothing like the background".into(), base, &hidden, &[(Rule::ClothingContrast, Some(true))]);
+        // A frame added round the picture.
+        let framed = |x: f32, y: f32, c: [f32; 3], _: f32| {
+            if x < 12.0 || y < 12.0 || x >= 468.0 || y >= 628.0 { [20.0, 20.0, 20.0] } else { c }
+        };
+        // The frame is background to the mask: the background rules have no truth here.
+        push(
+            "black frame 12 px".into(),
+            base,
+            &framed,
+            &[
+                (Rule::ContentNoAdditions, Some(true)),
+                (Rule::BackgroundColor, None),
+                (Rule::BackgroundUniform, None),
+                (Rule::LightingColorCast, None),
+            ],
+        );
         let blurred = blur(&render(src, &base, &keep), 3.0);
         let framing = geometry::framing(a, &base);
         let mut truth = geometry_truth(&framing);

@@ -63,6 +63,10 @@ pub fn evaluate(cases: &[Case], models: Arc<FaceModels>, profile: &Profile) -> E
         let mut rules = BTreeMap::new();
         for (&rule, &truth) in &case.truth {
             let Some(f) = checked.report.finding(rule) else { continue };
+            // Clothing cut off by the frame is not judged (a reviewer looks): no truth to compare with.
+            if rule == Rule::ClothingContrast && f.measured.is_null() {
+                continue;
+            }
             let found = f.severity != Severity::Pass;
             rules.insert(rule, (truth, found));
             let c = ev.confusion.entry(rule).or_default();
@@ -180,7 +184,20 @@ fn nearest_background(p: &PersonMeasurements, profile: &Profile) -> Option<f64> 
 }
 
 /// The measures of the rules marked *calibrate* that the labelled set has truth for.
-const MEASURES: [(Rule, &str, bool, Extract); 8] = [
+fn cast(p: &PersonMeasurements, profile: &Profile) -> Option<f64> {
+    let bg = p.background?;
+    let allowed = profile.rules.background_color.as_ref()?;
+    allowed
+        .allowed
+        .iter()
+        .map(|c| {
+            let r = lab(c.rgb());
+            f64::from((bg.mean_lab[1] - r[1]).hypot(bg.mean_lab[2] - r[2]))
+        })
+        .reduce(f64::min)
+}
+
+const MEASURES: [(Rule, &str, bool, Extract); 11] = [
     (Rule::GeometryCentered, "|face centre − 240| px", true, |p, _| {
         p.framing.map(|f| f64::from((f.face_center_x - 240.0).abs()))
     }),
@@ -195,6 +212,11 @@ const MEASURES: [(Rule, &str, bool, Extract); 8] = [
     (Rule::LightingExposure, "|face L* − 60|", true, |p, _| p.light.map(|l| f64::from((l.lightness - 60.0).abs()))),
     (Rule::LightingBalance, "|ΔL*| between cheeks", true, |p, _| p.light.map(|l| f64::from(l.balance.abs()))),
     (Rule::QualitySharpness, "Laplacian variance", false, |p, _| p.sharpness.map(f64::from)),
+    (Rule::LightingColorCast, "background a*b* distance from its reference", true, cast),
+    (Rule::LightingRedEye, "share of red pupil samples", true, |p, _| p.eyes.map(|e| f64::from(e.red))),
+    (Rule::ClothingContrast, "CIEDE2000 clothing to background", false, |p, _| {
+        p.clothing.map(|c| f64::from(c.delta_e))
+    }),
 ];
 
 /// For each measure, the threshold with the fewest errors on the labelled set, false rejects counting double

@@ -369,6 +369,158 @@ pub fn judge(p: &PersonMeasurements, rules: &Rules) -> Vec<Finding> {
             });
         }
     }
+    if let Some(r) = &rules.color_cast {
+        let cast = p.background.as_ref().zip(rules.background_color.as_ref()).and_then(|(bg, bc)| {
+            bc.allowed
+                .iter()
+                .map(|c| {
+                    let reference = lab(c.rgb());
+                    (bg.mean_lab[1] - reference[1]).hypot(bg.mean_lab[2] - reference[2])
+                })
+                .reduce(f32::min)
+        });
+        out.push(match cast {
+            Some(v) => bounded(
+                Rule::LightingColorCast,
+                r,
+                f64::from(v),
+                json!(v),
+                ("背景色偏（a*b* 距离）", "Background colour cast (a*b* distance)"),
+                "",
+            ),
+            None => unmeasured(Rule::LightingColorCast, r.severity),
+        });
+    }
+    if let Some(r) = &rules.red_eye {
+        out.push(match &p.eyes {
+            Some(e) => {
+                let ok = r.holds(f64::from(e.red));
+                finding(
+                    Rule::LightingRedEye,
+                    if ok { Severity::Pass } else { r.severity },
+                    json!(e.red),
+                    limit_json(r),
+                    if ok {
+                        Message::new("没有红眼。", "No red eye.")
+                    } else {
+                        Message::new(
+                            "瞳孔呈红色（红眼），请重新拍摄。",
+                            "The pupils are red (red eye); retake the photo.",
+                        )
+                    },
+                )
+            }
+            None => unmeasured(Rule::LightingRedEye, r.severity),
+        });
+    }
+    if let Some(r) = &rules.glasses {
+        out.push(match &p.eyes {
+            Some(e) => {
+                let ok = r.holds(f64::from(e.glare));
+                finding(
+                    Rule::AccessoryGlasses,
+                    if ok { Severity::Pass } else { r.severity },
+                    json!(e.glare),
+                    limit_json(r),
+                    if ok {
+                        Message::new(
+                            "眼部没有反光；是否佩戴有色眼镜由审核人员查看。",
+                            "No glare around the eyes; tinted lenses are left to the reviewer.",
+                        )
+                    } else {
+                        Message::new(
+                            "眼部有强烈反光，可能是眼镜反光，请审核。",
+                            "Strong glare around the eyes, probably reflections on spectacles; a person should check.",
+                        )
+                    },
+                )
+            }
+            None => unmeasured(Rule::AccessoryGlasses, r.severity),
+        });
+    }
+    if let Some(r) = &rules.clothing {
+        out.push(match &p.clothing {
+            Some(c) => {
+                let blue = r.no_blue && c.chroma > 15.0 && (200.0..300.0).contains(&c.hue);
+                let ok = f64::from(c.delta_e) >= r.min && !blue;
+                let message = if blue {
+                    Message::new(
+                        "上衣为蓝色，须穿非蓝色有领上衣。",
+                        "The top is blue; wear a collared top that is not blue.",
+                    )
+                } else if ok {
+                    Message::new(
+                        format!("服装与背景区分明显（色差 {:.0}）。", c.delta_e),
+                        format!("Clothing stands out from the background (ΔE {:.0}).", c.delta_e),
+                    )
+                } else {
+                    Message::new(
+                        format!("服装颜色与背景太接近（色差 {:.0}）。", c.delta_e),
+                        format!("The clothing is too close to the background colour (ΔE {:.0}).", c.delta_e),
+                    )
+                };
+                finding(
+                    Rule::ClothingContrast,
+                    if ok { Severity::Pass } else { r.severity },
+                    json!({"delta_e": c.delta_e, "hue": c.hue, "chroma": c.chroma}),
+                    json!({"min_delta_e": r.min, "no_blue": r.no_blue}),
+                    message,
+                )
+            }
+            None => finding(
+                Rule::ClothingContrast,
+                // Too little clothing in the picture to measure: a person looks, nobody is turned away for it.
+                Severity::Review,
+                Value::Null,
+                Value::Null,
+                Message::new(
+                    "照片中服装区域太少，未能测量，由审核人员查看。",
+                    "Too little clothing in the picture to measure; a reviewer looks.",
+                ),
+            ),
+        });
+    }
+    if let Some(r) = &rules.no_additions {
+        let ok = r.holds(f64::from(p.frame_width));
+        out.push(finding(
+            Rule::ContentNoAdditions,
+            if ok { Severity::Pass } else { r.severity },
+            json!(p.frame_width),
+            limit_json(r),
+            if ok {
+                Message::new("没有添加边框。", "No frame added.")
+            } else {
+                Message::new(
+                    format!("照片四周有宽 {:.0} 像素的边框，不得添加边框。", p.frame_width),
+                    format!("A {:.0}-pixel frame runs round the picture; no frames may be added.", p.frame_width),
+                )
+            },
+        ));
+    }
+    for (rule, section, zh, en) in [
+        (
+            Rule::AccessoryHeadwear,
+            &rules.headwear,
+            "是否免冠（宗教、医疗需要的覆盖物不得遮挡脸部）由审核人员查看，机器未测量。",
+            "Headwear (religious or medical coverings must leave the face clear) is for the reviewer: not measured by machine.",
+        ),
+        (
+            Rule::AccessoryJewelry,
+            &rules.jewelry,
+            "是否佩戴耳环、项链等饰品由审核人员查看，机器未测量。",
+            "Earrings, necklaces and other jewellery are for the reviewer: not measured by machine.",
+        ),
+        (
+            Rule::AuthenticityNoRetouch,
+            &rules.no_retouch,
+            "是否修图、美颜由审核人员查看；机器只检查文件中的编辑软件记录（见 provenance.software）。",
+            "Retouching and beauty filters are for the reviewer; the machine only reads the editing software the file names (see provenance.software).",
+        ),
+    ] {
+        if let Some(r) = section {
+            out.push(finding(rule, r.severity, Value::Null, Value::Null, Message::new(zh, en)));
+        }
+    }
     if let Some(r) = &rules.sharpness {
         out.push(match p.sharpness {
             Some(s) => bounded(

@@ -101,6 +101,36 @@ pub struct Rules {
     /// Variance of the Laplacian over the face at a 240-pixel face width.
     #[serde(rename = "quality.sharpness")]
     pub sharpness: Option<Bound>,
+    /// a*b* distance between the background and its reference colour (lightness left out).
+    #[serde(rename = "lighting.color_cast")]
+    pub color_cast: Option<Bound>,
+    /// Share of pupil samples that are strongly red.
+    #[serde(rename = "lighting.red_eye")]
+    pub red_eye: Option<Bound>,
+    /// Share of clipped-white samples around the eyes (reflections on spectacles).
+    #[serde(rename = "accessory.glasses")]
+    pub glasses: Option<Bound>,
+    /// CIEDE2000 between clothing and background, at least `min`; `no_blue` refuses blue clothing (G).
+    #[serde(rename = "clothing.contrast")]
+    pub clothing: Option<ClothingRule>,
+    /// Width of an added frame, in analysed pixels.
+    #[serde(rename = "content.no_additions")]
+    pub no_additions: Option<Bound>,
+    /// Clauses no measure decides: a reviewer looks, and the report says so.
+    #[serde(rename = "accessory.headwear")]
+    pub headwear: Option<SeverityRule>,
+    #[serde(rename = "accessory.jewelry")]
+    pub jewelry: Option<SeverityRule>,
+    #[serde(rename = "authenticity.no_retouch")]
+    pub no_retouch: Option<SeverityRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClothingRule {
+    pub min: f64,
+    pub no_blue: bool,
+    pub severity: Severity,
 }
 
 /// A measure that must lie within `min`–`max` (either may be left out).
@@ -256,6 +286,11 @@ impl Profile {
             || r.highlights.is_some()
             || r.balance.is_some()
             || r.sharpness.is_some()
+            || r.color_cast.is_some()
+            || r.red_eye.is_some()
+            || r.glasses.is_some()
+            || r.clothing.is_some()
+            || r.no_additions.is_some()
     }
 
     pub fn from_toml(text: &str) -> Result<Profile, ProfileError> {

@@ -292,6 +292,142 @@ pub struct PersonMeasurements {
     pub sharpness: Option<f32>,
     /// Share of the rendering's left and right edge columns, above the chin, that is person.
     pub edge_contact: Option<[f32; 2]>,
+    /// The eyes: red pupils and bright glare.
+    pub eyes: Option<EyeRegions>,
+    /// CIEDE2000 between the clothing below the chin and the background, and whether the clothing is blue.
+    pub clothing: Option<Clothing>,
+    /// A frame added around the picture: the widest uniform band along the edges that differs from what is
+    /// just inside it, in analysed pixels (0 when there is none).
+    pub frame_width: f32,
+}
+
+/// The pupils and the area around the eyes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EyeRegions {
+    /// Share of pupil samples that are strongly red (red eye).
+    pub red: f32,
+    /// Share of samples in the eye regions that are clipped white (reflections on spectacles, glare).
+    pub glare: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Clothing {
+    pub delta_e: f32,
+    /// Hue angle of the clothing in CIELAB, degrees.
+    pub hue: f32,
+    pub chroma: f32,
+}
+
+/// Red pupils and glare: samples in a disc of a fifth of the eye width around each eye centre (pupils), and in a
+/// box of the eye's width around it (glare on spectacle lenses).
+pub fn eye_regions(img: &RgbImage, l: &[[f32; 3]]) -> EyeRegions {
+    let mut red = 0usize;
+    let mut pupil = 0usize;
+    let mut glare = 0usize;
+    let mut around = 0usize;
+    for (outer, inner) in [(lm::RIGHT_EYE_OUTER, lm::RIGHT_EYE_INNER), (lm::LEFT_EYE_INNER, lm::LEFT_EYE_OUTER)] {
+        let c = mean2(l[outer], l[inner]);
+        let w = dist(l[outer], l[inner]).max(2.0);
+        for j in -8..=8 {
+            for i in -8..=8 {
+                let (dx, dy) = (i as f32 / 8.0 * w, j as f32 / 8.0 * w * 0.6);
+                let p = super::face::detect::sample(img, c[0] + dx, c[1] + dy);
+                around += 1;
+                if p.iter().all(|&v| v >= 250.0) {
+                    glare += 1;
+                }
+                if (dx * dx + dy * dy).sqrt() <= w * 0.2 {
+                    pupil += 1;
+                    // Skin under warm light reaches twice as much red as green; a red pupil three times and more.
+                    if p[0] > 90.0 && p[0] > 3.0 * p[1].max(p[2]) {
+                        red += 1;
+                    }
+                }
+            }
+        }
+    }
+    EyeRegions { red: red as f32 / pupil.max(1) as f32, glare: glare as f32 / around.max(1) as f32 }
+}
+
+/// The clothing: person pixels in a band below the chin, between the cheeks' x positions widened by half.
+pub fn clothing(img: &RgbImage, l: &[[f32; 3]], mask: &Mask, background: &Background) -> Option<Clothing> {
+    let chin = l[lm::CHIN];
+    let fw = dist(l[lm::RIGHT_CHEEK], l[lm::LEFT_CHEEK]).max(1.0);
+    let (x0, x1) = (chin[0] - fw * 0.75, chin[0] + fw * 0.75);
+    let (y0, y_end) = (chin[1] + fw * 0.35, chin[1] + fw * 0.9);
+    // Less than half the band in the picture: the clothing is not visible enough to judge.
+    if (img.height as f32 - y0) < (y_end - y0) / 2.0 {
+        return None;
+    }
+    let y1 = y_end.min(img.height as f32 - 1.0);
+    let mut labs = Vec::new();
+    let mut y = y0;
+    while y <= y1 {
+        let mut x = x0.max(0.0);
+        while x <= x1.min(img.width as f32 - 1.0) {
+            if mask.at(x, y) > 0.7 {
+                labs.push(lab(super::face::detect::sample(img, x, y)));
+            }
+            x += fw / 24.0;
+        }
+        y += fw / 24.0;
+    }
+    if labs.len() < 20 {
+        return None;
+    }
+    let n = labs.len() as f32;
+    let mean = [0, 1, 2].map(|k| labs.iter().map(|l| l[k]).sum::<f32>() / n);
+    Some(Clothing {
+        delta_e: delta_e2000(mean, background.mean_lab),
+        hue: mean[2].atan2(mean[1]).to_degrees().rem_euclid(360.0),
+        chroma: (mean[1] * mean[1] + mean[2] * mean[2]).sqrt(),
+    })
+}
+
+/// A border someone added: on each of the four sides, the outermost line is uniform (90% within 6 ΔE) and the
+/// lines inward keep its colour until they change abruptly by more than 12 ΔE, within a sixteenth of the
+/// picture; a frame is where three or four sides agree on that width (within 2 px). A person touching one edge, or a
+/// background that drifts slowly, is not a frame.
+pub fn frame_width(img: &RgbImage) -> f32 {
+    let (w, h) = (img.width as usize, img.height as usize);
+    if w < 40 || h < 40 {
+        return 0.0;
+    }
+    let px = |x: usize, y: usize| lab(img.pixel(x as u32, y as u32).map(f32::from));
+    // Line d of a side (0 top, 1 bottom, 2 left, 3 right): its mean colour and the 90th-percentile spread.
+    let line = |side: usize, d: usize| {
+        let pts: Vec<Lab> = match side {
+            0 => (d..w - d).step_by(6).map(|x| px(x, d)).collect(),
+            1 => (d..w - d).step_by(6).map(|x| px(x, h - 1 - d)).collect(),
+            2 => (d..h - d).step_by(6).map(|y| px(d, y)).collect(),
+            _ => (d..h - d).step_by(6).map(|y| px(w - 1 - d, y)).collect(),
+        };
+        let n = pts.len() as f32;
+        let mean = [0, 1, 2].map(|k| pts.iter().map(|p| p[k]).sum::<f32>() / n);
+        let mut dev: Vec<f32> = pts.iter().map(|p| delta_e2000(*p, mean)).collect();
+        // The 90th percentile: compression smears colour into the corners of a frame.
+        dev.sort_by(f32::total_cmp);
+        (mean, dev[(dev.len() * 9 / 10).min(dev.len() - 1)])
+    };
+    let width_of = |side: usize| -> Option<usize> {
+        let (edge, spread) = line(side, 0);
+        if spread > 6.0 {
+            return None;
+        }
+        let mut prev = edge;
+        for d in 1..(w.min(h) / 16) {
+            let (inner, _) = line(side, d);
+            if delta_e2000(inner, edge) > 12.0 {
+                return (delta_e2000(inner, prev) > 6.0).then_some(d);
+            }
+            prev = inner;
+        }
+        None
+    };
+    let mut widths: Vec<usize> = (0..4).filter_map(width_of).collect();
+    widths.sort_unstable();
+    // Three sides at least: the fourth may border clothing as dark as the frame.
+    widths.windows(3).filter(|t| t[2] - t[0] <= 2).map(|t| (t[0] + t[1] + t[2]) as f32 / 3.0).next().unwrap_or(0.0)
 }
 
 pub fn measure(img: &RgbImage, out: &FaceOutputs, framing: FramingMode) -> PersonMeasurements {
@@ -310,6 +446,9 @@ pub fn measure(img: &RgbImage, out: &FaceOutputs, framing: FramingMode) -> Perso
         light: None,
         sharpness: None,
         edge_contact: None,
+        eyes: None,
+        clothing: None,
+        frame_width: frame_width(img),
     };
     let (Some(l), Some(mask)) = (out.landmarks.as_deref(), out.mask.as_ref()) else { return m };
     if l.len() < super::face::mesh::POINTS || l.iter().any(|p| !p.iter().all(|v| v.is_finite())) {
@@ -342,5 +481,7 @@ pub fn measure(img: &RgbImage, out: &FaceOutputs, framing: FramingMode) -> Perso
     m.expression = Some(expression(l));
     m.light = Some(face_light(img, l));
     m.sharpness = Some(sharpness(img, l));
+    m.eyes = Some(eye_regions(img, l));
+    m.clothing = m.background.as_ref().and_then(|bg| clothing(img, l, mask, bg));
     m
 }
