@@ -171,7 +171,12 @@ pub fn run(args: CheckArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.annotate {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let options = CheckOptions { context: JudgeContext { today: Some(today()) }, models, ..CheckOptions::default() };
+    let options = CheckOptions {
+        context: JudgeContext { today: Some(today()) },
+        models,
+        sealer: crate::keys::optional(),
+        ..CheckOptions::default()
+    };
     let progress = if std::io::stderr().is_terminal() && files.len() >= 20 {
         let bar = ProgressBar::new(files.len() as u64);
         bar.set_style(

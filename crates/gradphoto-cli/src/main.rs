@@ -2,8 +2,12 @@
 
 mod check;
 mod eval;
+mod files;
+mod fix;
+mod keys;
 mod models;
 mod output;
+mod seal;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -28,6 +32,10 @@ enum Command {
     Models(models::ModelsArgs),
     /// 在标注集上评估并校准阈值 / evaluate on the labelled set and calibrate the thresholds
     Eval(eval::EvalArgs),
+    /// 由审核通过的原图生成注册图像 / turn an approved original into the registered file
+    Fix(fix::FixArgs),
+    /// 注释段加密学籍信息 / the sealed identity
+    Seal(seal::SealArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +51,8 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args, models::data_dir(cli.data)),
         Command::Models(args) => models::run(args, models::data_dir(cli.data)),
         Command::Eval(args) => eval::run(args, models::data_dir(cli.data)),
+        Command::Fix(args) => fix::run(args, models::data_dir(cli.data)),
+        Command::Seal(args) => seal::run(args),
     };
     match result {
         Ok(code) => code,

@@ -20,6 +20,8 @@ pub struct CheckOptions {
     pub analysis_min_long_side: u32,
     /// The face models; without them the person rules are not judged (absent from the report, never passed).
     pub models: Option<Arc<FaceModels>>,
+    /// The seal keys; with them `format.embedded_id` is decrypted and checked, not only found.
+    pub sealer: Option<Arc<dyn crate::seal::Sealer>>,
 }
 
 impl Default for CheckOptions {
@@ -29,6 +31,7 @@ impl Default for CheckOptions {
             context: JudgeContext::default(),
             analysis_min_long_side: 800,
             models: None,
+            sealer: None,
         }
     }
 }
@@ -54,7 +57,11 @@ fn measurements_json(m: &FileMeasurements) -> serde_json::Map<String, serde_json
 /// The file rules alone: container, metadata and tables, no pixel decoded.
 pub fn check_file(name: &str, data: &[u8], profile: &Profile, options: &CheckOptions) -> Report {
     match measure::inspect(name, data, &options.limits) {
-        Ok(inspection) => file_report(name, profile, options, &inspection, None),
+        Ok(inspection) => {
+            let mut report = file_report(name, profile, options, &inspection, None);
+            verify_seal(&mut report, data, profile, options);
+            report
+        }
         Err(e) => error_report(name, profile, &e),
     }
 }
@@ -71,6 +78,7 @@ pub fn check(name: &str, data: &[u8], profile: &Profile, options: &CheckOptions)
         Ok(img) => {
             let img = pixels::upright(img, inspection.measurements.metadata.orientation.unwrap_or(1));
             let mut report = file_report(name, profile, options, &inspection, None);
+            verify_seal(&mut report, data, profile, options);
             report.measurements.insert("analysis_scale".into(), serde_json::json!(scale.denominator()));
             report.measurements.insert("analysis_size".into(), serde_json::json!([img.width, img.height]));
             let mut person = None;
@@ -129,6 +137,16 @@ fn file_report(
         findings,
         measurements_json(&inspection.measurements),
     )
+}
+
+/// With seal keys configured, `format.embedded_id` is decrypted and checked against the file, not only found.
+fn verify_seal(report: &mut Report, data: &[u8], profile: &Profile, options: &CheckOptions) {
+    let (Some(sealer), Some(rule)) = (&options.sealer, &profile.rules.embedded_id) else { return };
+    let opened = crate::seal::verify_jpeg(data, sealer.as_ref());
+    if let Some(f) = report.findings.iter_mut().find(|f| f.rule == crate::judge::Rule::FormatEmbeddedId) {
+        *f = file_rules::embedded_id_verified(&opened, rule);
+        report.settle();
+    }
 }
 
 fn error_report(name: &str, profile: &Profile, e: &ReadError) -> Report {

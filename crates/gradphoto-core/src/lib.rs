@@ -12,6 +12,8 @@ pub mod judge;
 pub mod limits;
 pub mod measure;
 pub mod message;
+pub mod normalise;
+pub mod roster;
 pub mod seal;
 
 pub use check::{CheckOptions, Checked, check, check_file};

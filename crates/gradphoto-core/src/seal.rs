@@ -84,7 +84,7 @@ pub enum SealError {
 }
 
 /// The seam for the registry's own algorithm: turn an identity and the file's digest into a COM payload, and back.
-pub trait Sealer: Send + Sync {
+pub trait Sealer: Send + Sync + std::fmt::Debug {
     fn seal(&self, identity: &Identity, file_digest: &[u8; 32]) -> Result<Vec<u8>, SealError>;
     fn open(&self, payload: &[u8], file_digest: &[u8; 32]) -> Result<(Identity, String), SealError>;
 }

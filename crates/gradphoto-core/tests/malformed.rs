@@ -12,7 +12,8 @@ fn every_malformed_file_is_a_clear_error() {
     let mut wrong = Vec::new();
     for case in &cases {
         let name = format!("{}.jpg", case.label);
-        let outcome = std::panic::catch_unwind(|| check(&name, &case.bytes, &profile, &options));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&name, &case.bytes, &profile, &options)));
         let Ok(checked) = outcome else {
             wrong.push(format!("{}: PANIC", case.label));
             continue;

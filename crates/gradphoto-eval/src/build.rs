@@ -179,6 +179,23 @@ fn render(src: &Source, crop: &Crop, edit: &dyn Fn(f32, f32, [f32; 3], f32) -> [
     RgbImage { width: 480, height: 640, pixels }
 }
 
+/// A studio-like original of `width × height` from a source: the face `face_width` pixels wide, centred, the eyes at
+/// 40% of the height — the framing a photographer leaves room around.
+pub fn studio_original(src: &Source, width: u32, height: u32, face_width: f32) -> RgbImage {
+    let a = &src.anchors;
+    let k = a.face_width() / face_width;
+    let (left, top) = (a.face_center_x() - width as f32 / 2.0 * k, a.eye_y() - height as f32 * 0.4 * k);
+    let pyr = Pyramid::new(&src.image);
+    let mut pixels = Vec::with_capacity((width * height * 3) as usize);
+    for y in 0..height {
+        for x in 0..width {
+            let c = pyr.sample(left + (x as f32 + 0.5) * k - 0.5, top + (y as f32 + 0.5) * k - 0.5, k);
+            pixels.extend(c.map(|v| v.round().clamp(0.0, 255.0) as u8));
+        }
+    }
+    RgbImage { width, height, pixels }
+}
+
 fn encode(img: &RgbImage) -> Vec<u8> {
     let img = image::RgbImage::from_raw(img.width, img.height, img.pixels.clone()).expect("buffer size");
     gradphoto_testkit::encode(&img, &gradphoto_testkit::JpegSpec { quality: 92, ..Default::default() })

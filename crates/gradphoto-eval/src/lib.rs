@@ -8,5 +8,5 @@
 pub mod build;
 pub mod evaluate;
 
-pub use build::{Case, Source, build_cases, sources};
+pub use build::{Case, Source, build_cases, sources, studio_original};
 pub use evaluate::{Calibration, Evaluation, calibrate, evaluate};

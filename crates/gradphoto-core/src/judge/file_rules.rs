@@ -34,6 +34,52 @@ fn size_text(bytes: u64) -> String {
     if bytes >= 1024 * 1024 { format!("{:.2} MB", b / 1048576.0) } else { format!("{:.1} KB", b / 1024.0) }
 }
 
+/// `format.embedded_id` once the seal has been opened with the configured keys. The identity itself is never put
+/// in the report: it is the student's personal data.
+pub fn embedded_id_verified(
+    opened: &Result<(crate::seal::Identity, String), crate::seal::SealError>,
+    rule: &super::profile::EmbeddedIdRule,
+) -> Finding {
+    use crate::seal::SealError;
+    let (severity, measured, message) = match opened {
+        Ok((_, key)) => (
+            Severity::Pass,
+            "verified",
+            Message::new(
+                format!("注释段中的加密学籍信息已用密钥 {key} 解密核对。"),
+                format!("The sealed identity was decrypted and checked with key {key}."),
+            ),
+        ),
+        Err(SealError::Absent) => (
+            rule.absent,
+            "absent",
+            Message::new("注释段中没有加密的学籍信息。", "No encrypted identity in the comment segment."),
+        ),
+        Err(SealError::Tampered) => (
+            Severity::Reject,
+            "tampered",
+            Message::new(
+                "加密学籍信息与文件不符：封存后图像或元数据被改动过。",
+                "The sealed identity does not match the file: pixels or metadata were changed after sealing.",
+            ),
+        ),
+        Err(SealError::UnknownKey(key)) => (
+            rule.unverified,
+            "unknown_key",
+            Message::new(
+                format!("加密学籍信息使用了未配置的密钥 {key}，无法核对。"),
+                format!("The seal uses key {key}, which is not configured; it could not be checked."),
+            ),
+        ),
+        Err(e) => (
+            rule.malformed,
+            "malformed",
+            Message::new("注释段中的加密信息格式错误。", format!("The sealed identity is malformed: {e}.")),
+        ),
+    };
+    finding(Rule::FormatEmbeddedId, severity, json!(measured), json!("verified"), message)
+}
+
 /// Evaluates every file rule that `rules` names, in the order of STANDARD.md.
 pub fn judge(m: &FileMeasurements, rules: &Rules, ctx: &JudgeContext) -> Vec<Finding> {
     let mut out = Vec::new();

@@ -127,7 +127,11 @@ pub fn best_crop(a: &Anchors, image_w: f32, image_h: f32, min_width: f32) -> Res
     let eye_target = (EYE_LINE.0 + EYE_LINE.1) / 2.0;
     let top_from_hair = a.hair_top_y - hair_target / scale;
     let top_from_eyes = a.eye_y() - eye_target / scale;
-    let top = (top_from_hair + top_from_eyes) / 2.0;
+    // Then kept inside both ranges (2 px in from their ends, for the measuring noise) when the two overlap.
+    let lo = (a.eye_y() - (EYE_LINE.1 - 2.0) / scale).max(a.hair_top_y - (HAIR_TOP.1 - 2.0) / scale);
+    let hi = (a.eye_y() - (EYE_LINE.0 + 2.0) / scale).min(a.hair_top_y - (HAIR_TOP.0 + 2.0) / scale);
+    let ideal = (top_from_hair + top_from_eyes) / 2.0;
+    let top = if lo <= hi { ideal.clamp(lo, hi) } else { ideal };
     let left = a.face_center_x() - width / 2.0;
     let crop = Crop { left, top, width };
     let height = crop.height();

@@ -1,0 +1,191 @@
+//! Normalise: from an approved original to the registered file. It only crops, scales, re-encodes and writes
+//! metadata (S 一.2 forbids mirroring, rotating and retouching): the 3:4 crop that puts the eye line, hair top and
+//! face width mid-range and centres the face, never upscaled, scaled with Lanczos3, encoded at the highest quality
+//! ≥ 60 whose file fits 20–40 KB, 300 dpi, no EXIF, the identity sealed in COM — then checked with the
+//! `registered` profile, and refused loudly if it does not pass.
+
+use std::sync::Arc;
+
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
+
+use crate::check::{CheckOptions, check};
+use crate::decode::{ReadError, RgbImage, Scale, pixels};
+use crate::judge::{Profile, Report, Rule, Severity, Verdict};
+use crate::measure::face::geometry::{Crop, NoCrop, RENDER_H, RENDER_W};
+use crate::measure::face::models::{FaceModels, ModelError};
+use crate::measure::person::{self, FramingMode};
+use crate::seal::{Identity, SealError, Sealer, seal_jpeg};
+
+/// Bounds of the registered file (S 四.1).
+#[derive(Debug, Clone, Copy)]
+pub struct FixOptions {
+    pub min_quality: u8,
+    pub max_bytes: usize,
+    pub min_bytes: usize,
+    /// Decode at the smallest DCT scale that keeps at least this many pixels across the crop (2 × 480, so that
+    /// Lanczos3 does the last step of the reduction).
+    pub min_source_width: f32,
+}
+
+impl Default for FixOptions {
+    fn default() -> Self {
+        FixOptions { min_quality: 60, max_bytes: 40 * 1024, min_bytes: 20 * 1024, min_source_width: 960.0 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FixError {
+    #[error("cannot read the original: {0}")]
+    Read(#[from] ReadError),
+    #[error("the face models failed: {0}")]
+    Models(#[from] ModelError),
+    #[error("no single face found in the original ({0} faces)")]
+    Faces(usize),
+    #[error("no 3:4 crop of the original meets the standard's framing: {0:?}")]
+    NotCroppable(NoCrop),
+    #[error("cannot scale: {0}")]
+    Resize(String),
+    #[error("cannot encode: {0}")]
+    Encode(String),
+    #[error("cannot seal: {0}")]
+    Seal(#[from] SealError),
+    #[error("the registered file fails its own check ({})", failing(.0))]
+    SelfCheck(Box<Report>),
+}
+
+fn failing(r: &Report) -> String {
+    r.findings.iter().filter(|f| f.severity != Severity::Pass).map(|f| f.rule.id()).collect::<Vec<_>>().join(", ")
+}
+
+/// The registered file and how it was made.
+#[derive(Debug, Clone)]
+pub struct Fixed {
+    pub jpeg: Vec<u8>,
+    /// The quality the encoder was given (libjpeg tables, so also the checker's estimate).
+    pub quality: u8,
+    /// The crop, in pixels of the upright original.
+    pub crop: Crop,
+    /// The `registered` check of the output: no reject and no fixable finding (a file size outside 20–40 KB
+    /// only when even quality 60 is too large); `review` findings are carried for the record.
+    pub report: Report,
+}
+
+/// Encodes 480 × 640 RGB with libjpeg-turbo's tables (so the IJG quality the checker estimates is the one asked),
+/// optimised Huffman tables, 4:2:0, JFIF 300 × 300 dpi, and nothing else: no EXIF, so no GPS, serial or date leaks.
+pub fn encode(img: &RgbImage, quality: u8) -> Result<Vec<u8>, FixError> {
+    let result = std::panic::catch_unwind(|| -> std::io::Result<Vec<u8>> {
+        let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+        c.set_fastest_defaults();
+        c.set_size(img.width as usize, img.height as usize);
+        c.set_quality(f32::from(quality));
+        c.set_optimize_coding(true);
+        c.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
+        c.set_pixel_density(mozjpeg::PixelDensity { unit: mozjpeg::PixelDensityUnit::Inches, x: 300, y: 300 });
+        let mut s = c.start_compress(Vec::new())?;
+        s.write_scanlines(&img.pixels)?;
+        s.finish()
+    });
+    match result {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(FixError::Encode(e.to_string())),
+        Err(_) => Err(FixError::Encode("the encoder stopped on an error".into())),
+    }
+}
+
+/// Crops `crop` out of `img` and scales it to 480 × 640 with Lanczos3.
+pub fn render(img: &RgbImage, crop: &Crop) -> Result<RgbImage, FixError> {
+    let src = Image::from_vec_u8(img.width, img.height, img.pixels.clone(), PixelType::U8x3)
+        .map_err(|e| FixError::Resize(e.to_string()))?;
+    let mut dst = Image::new(RENDER_W as u32, RENDER_H as u32, PixelType::U8x3);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3)).crop(
+        f64::from(crop.left),
+        f64::from(crop.top),
+        f64::from(crop.width),
+        f64::from(crop.height()),
+    );
+    Resizer::new().resize(&src, &mut dst, &options).map_err(|e| FixError::Resize(e.to_string()))?;
+    Ok(RgbImage { width: RENDER_W as u32, height: RENDER_H as u32, pixels: dst.into_vec() })
+}
+
+/// The highest quality from `min_quality` up whose sealed file fits `max_bytes` (a binary search: file size grows
+/// with quality). When even the minimum is too large, the minimum.
+/// Seals an encoded file (the seal's bytes count towards the file size).
+type SealStep<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>, FixError>;
+
+fn search_quality(img: &RgbImage, options: &FixOptions, seal: SealStep<'_>) -> Result<(u8, Vec<u8>), FixError> {
+    let attempt = |q: u8| -> Result<Vec<u8>, FixError> { seal(&encode(img, q)?) };
+    let mut best = (options.min_quality, attempt(options.min_quality)?);
+    if best.1.len() > options.max_bytes {
+        return Ok(best);
+    }
+    let (mut lo, mut hi) = (options.min_quality + 1, 100u8);
+    while lo <= hi {
+        let mid = lo + (hi - lo) / 2;
+        let file = attempt(mid)?;
+        if file.len() <= options.max_bytes {
+            best = (mid, file);
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Ok(best)
+}
+
+/// Turns an approved original into the registered file for `identity`.
+pub fn fix(
+    data: &[u8],
+    models: &Arc<FaceModels>,
+    sealer: &Arc<dyn Sealer>,
+    identity: &Identity,
+    check_options: &CheckOptions,
+    options: &FixOptions,
+) -> Result<Fixed, FixError> {
+    let inspection = crate::measure::inspect("original.jpg", data, &check_options.limits)?;
+    let frame = &inspection.container.frame;
+    let orientation = inspection.measurements.metadata.orientation.unwrap_or(1);
+    let upright_w = inspection.measurements.upright_width as f32;
+    // Find the face and the crop on the analysis image.
+    let scale = Scale::for_analysis(frame.width, frame.height, check_options.analysis_min_long_side);
+    let analysis = pixels::upright(pixels::decode(data, &inspection.container, scale)?, orientation);
+    let outputs = models.analyse(&analysis)?;
+    if outputs.detections.len() != 1 {
+        return Err(FixError::Faces(outputs.detections.len()));
+    }
+    let to_original = upright_w / analysis.width as f32;
+    let m = person::measure(&analysis, &outputs, FramingMode::BestCrop { min_width: 480.0 / to_original });
+    let crop = match (m.crop, m.no_crop) {
+        (Some(c), _) => Crop { left: c.left * to_original, top: c.top * to_original, width: c.width * to_original },
+        (None, Some(e)) => return Err(FixError::NotCroppable(e)),
+        (None, None) => return Err(FixError::Faces(outputs.detections.len())),
+    };
+    // Decode again at the smallest scale that keeps twice the output width across the crop; Lanczos3 does the rest.
+    let source_scale = Scale::ALL
+        .into_iter()
+        .rev()
+        .find(|s| crop.width / s.denominator() as f32 >= options.min_source_width)
+        .unwrap_or(Scale::Full);
+    let source = if source_scale == scale {
+        analysis
+    } else {
+        pixels::upright(pixels::decode(data, &inspection.container, source_scale)?, orientation)
+    };
+    let f = source.width as f32 / upright_w;
+    let rendered = render(&source, &Crop { left: crop.left * f, top: crop.top * f, width: crop.width * f })?;
+    let seal = |jpeg: &[u8]| -> Result<Vec<u8>, FixError> { Ok(seal_jpeg(jpeg, sealer.as_ref(), identity)?) };
+    let (quality, jpeg) = search_quality(&rendered, options, &seal)?;
+    // The output must pass the registered profile; a file size outside 20–40 KB is only a review (S: "generally").
+    let registered = Profile::registered();
+    let own = CheckOptions { models: Some(models.clone()), sealer: Some(sealer.clone()), ..check_options.clone() };
+    let report = check(&format!("{}.jpg", identity.id_number), &jpeg, &registered, &own).report;
+    // A reviewer approved the original, so `review` findings (pose, light, a person's judgement) stand as they are;
+    // what may not remain is a reject, or a `fixable` finding, which would mean normalisation did not do its job.
+    let acceptable = report
+        .findings
+        .iter()
+        .all(|f| f.severity <= Severity::Review && (f.severity != Severity::Fixable || f.rule == Rule::FormatFileSize));
+    if report.verdict == Verdict::Error || !acceptable {
+        return Err(FixError::SelfCheck(Box::new(report)));
+    }
+    Ok(Fixed { jpeg, quality, crop, report })
+}
