@@ -13,17 +13,23 @@ use gradphoto_core::seal::Identity;
 
 #[derive(Args)]
 pub struct FixArgs {
-    /// 原图 / the approved original
+    /// 原图，或原图文件夹（配合 --roster）/ the approved original, or a folder of them (with --roster)
     input: PathBuf,
-    /// 输出的注册图像 / the registered file to write
+    /// 输出的注册图像（批量时为文件夹）/ the registered file to write (a folder in batch mode)
     #[arg(long)]
     out: PathBuf,
     /// 证件号码 / identity-document number
-    #[arg(long)]
-    id_number: String,
+    #[arg(long, required_unless_present = "roster")]
+    id_number: Option<String>,
     /// 学号 / student number
+    #[arg(long, required_unless_present = "roster")]
+    student_no: Option<String>,
+    /// 名单（CSV：学号、姓名、证件类型、证件号码…）/ roster CSV for a folder of originals
     #[arg(long)]
-    student_no: String,
+    roster: Option<PathBuf>,
+    /// 输出文件名 / output file name; {id}, {student_no}, {school} are replaced
+    #[arg(long, default_value = "{id}.jpg")]
+    name: String,
     /// 学校代码 / school code
     #[arg(long)]
     school: String,
@@ -35,9 +41,27 @@ pub struct FixArgs {
 pub fn run(args: FixArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
     // Keys first: a missing or short key stops before any work.
     let sealer = crate::keys::load(args.key_file.as_deref())?;
+    if let Some(roster) = &args.roster {
+        crate::batch::check_args(&args.input, &args.out)?;
+        let models = Arc::new(crate::check::load_models(&data)?);
+        let all_done = crate::batch::run(crate::batch::Batch {
+            input: &args.input,
+            roster,
+            out: &args.out,
+            school: &args.school,
+            name: &args.name,
+            sealer,
+            models,
+        })?;
+        return Ok(if all_done { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
     let models = Arc::new(crate::check::load_models(&data)?);
     let original = std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
-    let identity = Identity { id_number: args.id_number, student_no: args.student_no, school: args.school };
+    let identity = Identity {
+        id_number: args.id_number.unwrap_or_default(),
+        student_no: args.student_no.unwrap_or_default(),
+        school: args.school,
+    };
     let fixed = match normalise::fix(
         &original,
         &models,

@@ -1,5 +1,6 @@
 //! `gradphoto`: the command line. `gradphoto check` judges photos against the degree-photo standard.
 
+mod batch;
 mod check;
 mod eval;
 mod files;

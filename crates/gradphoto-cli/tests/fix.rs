@@ -202,3 +202,115 @@ fn the_commands_fix_and_seal_verify() {
     std::fs::write(&tampered, t).unwrap();
     assert_eq!(verify(tampered.to_str().unwrap(), &[], KEY), Some(3));
 }
+
+/// A valid mainland id number for a serial, with its GB 11643 check character.
+fn id_number(serial: u32) -> String {
+    let body = format!("11010519900101{:03}", serial % 1000);
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body.bytes().zip(W).map(|(b, w)| u32::from(b - b'0') * w).sum();
+    format!("{body}{}", b"10X98765432"[(sum % 11) as usize] as char)
+}
+
+fn sha(path: &Path) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(std::fs::read(path).unwrap()).to_vec()
+}
+
+#[test]
+fn a_batch_with_a_gbk_roster_bad_rows_missing_photos_resumes_and_survives_a_kill() {
+    let models = models();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = (dir.path().join("originals"), dir.path().join("registered"));
+    std::fs::create_dir_all(&input).unwrap();
+    let portraits = gradphoto_testkit::shared_dir().join("testdata/portraits");
+    let sources = gradphoto_eval::sources(&models, &portraits);
+    let mut lines = vec!["学号,姓名,证件类型,证件号码,学院".to_string()];
+    let mut expected = Vec::new();
+    for (i, src) in sources.iter().enumerate() {
+        let no = format!("20210{i:02}");
+        let img = gradphoto_eval::studio_original(src, 1500, 2000, 520.0);
+        let spec = JpegSpec { quality: 92, exif: Some(ExifSpec::camera().build()), ..Default::default() };
+        std::fs::write(input.join(format!("{no}.jpg")), encode(&to_image(&img), &spec)).unwrap();
+        let id = id_number(i as u32);
+        lines.push(format!("{no},学生{i},居民身份证,{id},文学院"));
+        // Teeth showing is a reject the normaliser cannot repair; a tilted head is a review, which an approved
+        // original carries into its registered file.
+        if src.mouth_closed == Some(true) {
+            expected.push(id);
+        }
+    }
+    lines.push("2021990,坏号码,居民身份证,110105199001010000,文学院".into()); // wrong check digit
+    lines.push("2021991,没有照片,居民身份证,11010519491231002X,文学院".into());
+    let text = lines.join("\r\n") + "\r\n";
+    let (gbk, _, _) = encoding_rs::GBK.encode(&text);
+    let roster = dir.path().join("名单.csv");
+    std::fs::write(&roster, &gbk).unwrap();
+    let before: Vec<Vec<u8>> = std::fs::read_dir(&input).unwrap().map(|e| sha(&e.unwrap().path())).collect();
+    let args = [
+        "fix",
+        input.to_str().unwrap(),
+        "--roster",
+        roster.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--school",
+        "10055",
+    ];
+
+    // Killed mid-batch: no half-written file under a final name, and the rerun finishes the job.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gradphoto"))
+        .args(args)
+        .env("GRADPHOTO_DATA", gradphoto_testkit::models_data_dir())
+        .env("GRADPHOTO_SEAL_KEY", KEY)
+        .env("RAYON_NUM_THREADS", "1")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(900));
+    let _ = child.kill();
+    let _ = child.wait();
+    let s = sealer();
+    for e in std::fs::read_dir(&out).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.ends_with(".jpg") {
+            assert!(verify_jpeg(&std::fs::read(e.path()).unwrap(), s.as_ref()).is_ok(), "{name} is half-written");
+        }
+    }
+
+    let r = gradphoto(&args, Some(KEY));
+    assert_eq!(r.status.code(), Some(1), "bad rows make the exit 1: {}", String::from_utf8_lossy(&r.stderr));
+    let err = String::from_utf8_lossy(&r.stderr);
+    let bad_line = lines.len() - 1; // 1-based line of the wrong check digit
+    assert!(err.contains(&format!(":{bad_line}: id.")), "{err}");
+    assert!(err.contains(&format!(":{}: photo.missing", lines.len())), "{err}");
+    for id in &expected {
+        let f = out.join(format!("{id}.jpg"));
+        let bytes = std::fs::read(&f).unwrap_or_else(|_| panic!("{id}.jpg missing; {err}"));
+        assert_eq!(verify_jpeg(&bytes, s.as_ref()).unwrap().0.id_number, *id);
+    }
+    let manifest = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
+    assert_eq!(manifest.lines().count(), 1 + expected.len(), "{manifest}");
+    assert!(manifest.starts_with("source,source_sha256,student_no,output,sha256,bytes,quality,verdict"));
+    assert!(
+        !std::fs::read_dir(&out).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".gradphoto-tmp-"))
+    );
+    let after: Vec<Vec<u8>> = std::fs::read_dir(&input).unwrap().map(|e| sha(&e.unwrap().path())).collect();
+    assert_eq!(before, after, "inputs are never touched");
+
+    // Resumed: nothing is redone, the files stay byte for byte, the manifest is the same.
+    let times: Vec<_> = expected
+        .iter()
+        .map(|id| std::fs::metadata(out.join(format!("{id}.jpg"))).unwrap().modified().unwrap())
+        .collect();
+    let again = gradphoto(&args, Some(KEY));
+    assert_eq!(again.status.code(), Some(1));
+    let times2: Vec<_> = expected
+        .iter()
+        .map(|id| std::fs::metadata(out.join(format!("{id}.jpg"))).unwrap().modified().unwrap())
+        .collect();
+    assert_eq!(times, times2, "finished outputs are skipped");
+    assert_eq!(std::fs::read_to_string(out.join("manifest.csv")).unwrap(), manifest);
+}
