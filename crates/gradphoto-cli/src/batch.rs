@@ -113,13 +113,12 @@ pub fn run(b: Batch<'_>) -> anyhow::Result<bool> {
         .par_iter()
         .map(|row| {
             let r = one(&b, row, &photos, &before);
-            if let Ok(fields) = &r {
-                if let Ok(mut m) = manifest.lock() {
-                    let mut w = csv::Writer::from_writer(Vec::new());
-                    let _ = w.write_record(fields);
-                    if let Ok(line) = w.into_inner() {
-                        let _ = m.write_all(&line).and_then(|()| m.flush());
-                    }
+            // Each finished file is in the manifest at once, so a killed run can be resumed.
+            if let (Ok(fields), Ok(mut m)) = (&r, manifest.lock()) {
+                let mut w = csv::Writer::from_writer(Vec::new());
+                let _ = w.write_record(fields);
+                if let Ok(line) = w.into_inner() {
+                    let _ = m.write_all(&line).and_then(|()| m.flush());
                 }
             }
             progress.inc(1);

@@ -122,15 +122,10 @@ fn today() -> i64 {
 
 /// Loads the face models from the cache, fetching them on first use.
 pub fn load_models(data: &Path) -> anyhow::Result<FaceModels> {
-    let paths = gradphoto_models::ensure(data, |m| {
+    let m = gradphoto_models::ensure_bytes(data, |m| {
         let _ = writeln!(std::io::stderr(), "{m}");
     })?;
-    let read = |p: &Path, m: &gradphoto_models::ModelFile| gradphoto_models::read_verified(p, m);
-    Ok(FaceModels::load(
-        &read(&paths.face_detector, &gradphoto_models::FACE_DETECTOR)?,
-        &read(&paths.face_landmarker, &gradphoto_models::FACE_LANDMARKER)?,
-        &read(&paths.person_segmenter, &gradphoto_models::PERSON_SEGMENTER)?,
-    )?)
+    Ok(FaceModels::load(&m.face_detector, &m.face_landmarker, &m.person_segmenter)?)
 }
 
 /// The annotated picture's file name: the photo's path with separators flattened, so that no two collide.

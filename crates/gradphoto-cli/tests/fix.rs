@@ -15,17 +15,8 @@ use gradphoto_testkit::{JpegSpec, encode};
 const KEY: &str = "k2026:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
 
 fn models() -> Arc<FaceModels> {
-    let dir = gradphoto_testkit::models_data_dir();
-    let p = gradphoto_models::ensure(&dir, |_| {}).expect("models");
-    let read = |path: &Path, m| gradphoto_models::read_verified(path, m).expect("verified");
-    Arc::new(
-        FaceModels::load(
-            &read(&p.face_detector, &gradphoto_models::FACE_DETECTOR),
-            &read(&p.face_landmarker, &gradphoto_models::FACE_LANDMARKER),
-            &read(&p.person_segmenter, &gradphoto_models::PERSON_SEGMENTER),
-        )
-        .expect("load"),
-    )
+    let m = gradphoto_models::ensure_bytes(&gradphoto_testkit::models_data_dir(), |_| {}).expect("models");
+    Arc::new(FaceModels::load(&m.face_detector, &m.face_landmarker, &m.person_segmenter).expect("load"))
 }
 
 fn sealer() -> Arc<dyn Sealer> {

@@ -29,14 +29,9 @@ fn ms(d: Duration) -> f64 {
 fn main() {
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-faces");
     std::fs::create_dir_all(&out).expect("bench folder");
-    let data = gradphoto_testkit::models_data_dir();
-    let paths = gradphoto_models::ensure(&data, |m| eprintln!("{m}")).expect("models");
-    let read = |p: &std::path::Path, m| gradphoto_models::read_verified(p, m).expect("verified");
-    let (det, mesh, seg) = (
-        read(&paths.face_detector, &gradphoto_models::FACE_DETECTOR),
-        read(&paths.face_landmarker, &gradphoto_models::FACE_LANDMARKER),
-        read(&paths.person_segmenter, &gradphoto_models::PERSON_SEGMENTER),
-    );
+    let m =
+        gradphoto_models::ensure_bytes(&gradphoto_testkit::models_data_dir(), |m| eprintln!("{m}")).expect("models");
+    let (det, mesh, seg) = (m.face_detector, m.face_landmarker, m.person_segmenter);
 
     // The photos: every shared portrait as a 480 × 640 registered photo and as a 3000 × 4000 camera original.
     let mut small = Vec::new();

@@ -61,8 +61,10 @@ fn failing(r: &Report) -> String {
 #[derive(Debug, Clone)]
 pub struct Fixed {
     pub jpeg: Vec<u8>,
-    /// The quality the encoder was given (libjpeg tables, so also the checker's estimate).
+    /// The IJG-equivalent quality the checker estimates from the file's tables.
     pub quality: u8,
+    /// The (fractional) quality the tables were scaled to.
+    pub setting: f32,
     /// The crop, in pixels of the upright original.
     pub crop: Crop,
     /// The `registered` check of the output: no reject and no fixable finding (a file size outside 20–40 KB
@@ -70,14 +72,17 @@ pub struct Fixed {
     pub report: Report,
 }
 
-/// Encodes 480 × 640 RGB with libjpeg-turbo's tables (so the IJG quality the checker estimates is the one asked),
-/// optimised Huffman tables, 4:2:0, JFIF 300 × 300 dpi, and nothing else: no EXIF, so no GPS, serial or date leaks.
-pub fn encode(img: &RgbImage, quality: u8) -> Result<Vec<u8>, FixError> {
+/// Encodes 480 × 640 RGB with the IJG (Annex K) tables scaled to `quality` — fractional qualities allowed, so the
+/// size budget is met closely — optimised Huffman tables, 4:2:0, JFIF 300 × 300 dpi, and nothing else: no EXIF, so
+/// no GPS, serial or date leaks. The checker estimates the file's quality from these tables as the nearest IJG one.
+pub fn encode(img: &RgbImage, quality: f32) -> Result<Vec<u8>, FixError> {
+    let quality = quality.clamp(1.0, 100.0);
     let result = std::panic::catch_unwind(|| -> std::io::Result<Vec<u8>> {
         let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
         c.set_fastest_defaults();
         c.set_size(img.width as usize, img.height as usize);
-        c.set_quality(f32::from(quality));
+        c.set_luma_qtable(&mozjpeg::qtable::AnnexK_Luma.scaled(quality, quality));
+        c.set_chroma_qtable(&mozjpeg::qtable::AnnexK_Chroma.scaled(quality, quality));
         c.set_optimize_coding(true);
         c.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
         c.set_pixel_density(mozjpeg::PixelDensity { unit: mozjpeg::PixelDensityUnit::Inches, x: 300, y: 300 });
@@ -107,26 +112,35 @@ pub fn render(img: &RgbImage, crop: &Crop) -> Result<RgbImage, FixError> {
     Ok(RgbImage { width: RENDER_W as u32, height: RENDER_H as u32, pixels: dst.into_vec() })
 }
 
-/// The highest quality from `min_quality` up whose sealed file fits `max_bytes` (a binary search: file size grows
-/// with quality). When even the minimum is too large, the minimum.
 /// Seals an encoded file (the seal's bytes count towards the file size).
-type SealStep<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>, FixError>;
+pub type SealStep<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>, FixError>;
 
-fn search_quality(img: &RgbImage, options: &FixOptions, seal: SealStep<'_>) -> Result<(u8, Vec<u8>), FixError> {
-    let attempt = |q: u8| -> Result<Vec<u8>, FixError> { seal(&encode(img, q)?) };
-    let mut best = (options.min_quality, attempt(options.min_quality)?);
+/// The highest quality from `min_quality` up (to a twentieth of a step) whose finished file fits `max_bytes`: a
+/// bisection, since file size grows with quality. When even the minimum is too large, the minimum.
+pub fn encode_within_budget(
+    img: &RgbImage,
+    options: &FixOptions,
+    finish: SealStep<'_>,
+) -> Result<(f32, Vec<u8>), FixError> {
+    let attempt = |q: f32| -> Result<Vec<u8>, FixError> { finish(&encode(img, q)?) };
+    let min = f32::from(options.min_quality);
+    let mut best = (min, attempt(min)?);
     if best.1.len() > options.max_bytes {
         return Ok(best);
     }
-    let (mut lo, mut hi) = (options.min_quality + 1, 100u8);
-    while lo <= hi {
-        let mid = lo + (hi - lo) / 2;
+    let top = attempt(100.0)?;
+    if top.len() <= options.max_bytes {
+        return Ok((100.0, top));
+    }
+    let (mut lo, mut hi) = (min, 100.0f32);
+    while hi - lo > 0.05 {
+        let mid = (lo + hi) / 2.0;
         let file = attempt(mid)?;
         if file.len() <= options.max_bytes {
             best = (mid, file);
-            lo = mid + 1;
+            lo = mid;
         } else {
-            hi = mid - 1;
+            hi = mid;
         }
     }
     Ok(best)
@@ -173,7 +187,7 @@ pub fn fix(
     let f = source.width as f32 / upright_w;
     let rendered = render(&source, &Crop { left: crop.left * f, top: crop.top * f, width: crop.width * f })?;
     let seal = |jpeg: &[u8]| -> Result<Vec<u8>, FixError> { Ok(seal_jpeg(jpeg, sealer.as_ref(), identity)?) };
-    let (quality, jpeg) = search_quality(&rendered, options, &seal)?;
+    let (setting, jpeg) = encode_within_budget(&rendered, options, &seal)?;
     // The output must pass the registered profile; a file size outside 20–40 KB is only a review (S: "generally").
     let registered = Profile::registered();
     let own = CheckOptions { models: Some(models.clone()), sealer: Some(sealer.clone()), ..check_options.clone() };
@@ -187,5 +201,10 @@ pub fn fix(
     if report.verdict == Verdict::Error || !acceptable {
         return Err(FixError::SelfCheck(Box::new(report)));
     }
-    Ok(Fixed { jpeg, quality, crop, report })
+    let quality = report
+        .finding(Rule::FormatQuality)
+        .and_then(|f| f.measured.as_u64())
+        .and_then(|q| u8::try_from(q).ok())
+        .unwrap_or(setting.floor() as u8);
+    Ok(Fixed { jpeg, quality, setting, crop, report })
 }

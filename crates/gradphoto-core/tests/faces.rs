@@ -9,17 +9,9 @@ use gradphoto_testkit::{JpegSpec, crop_to, encode, portrait, resize};
 fn options() -> CheckOptions {
     static MODELS: std::sync::OnceLock<Arc<FaceModels>> = std::sync::OnceLock::new();
     let models = MODELS.get_or_init(|| {
-        let dir = gradphoto_testkit::models_data_dir();
-        let p = gradphoto_models::ensure(&dir, |m| eprintln!("{m}")).expect("models");
-        let read = |path: &std::path::Path, m| gradphoto_models::read_verified(path, m).expect("verified");
-        Arc::new(
-            FaceModels::load(
-                &read(&p.face_detector, &gradphoto_models::FACE_DETECTOR),
-                &read(&p.face_landmarker, &gradphoto_models::FACE_LANDMARKER),
-                &read(&p.person_segmenter, &gradphoto_models::PERSON_SEGMENTER),
-            )
-            .expect("load"),
-        )
+        let m = gradphoto_models::ensure_bytes(&gradphoto_testkit::models_data_dir(), |m| eprintln!("{m}"))
+            .expect("models");
+        Arc::new(FaceModels::load(&m.face_detector, &m.face_landmarker, &m.person_segmenter).expect("load"))
     });
     CheckOptions { models: Some(models.clone()), ..Default::default() }
 }

@@ -6,15 +6,9 @@ use gradphoto_core::Profile;
 use gradphoto_core::measure::face::models::FaceModels;
 
 fn models() -> FaceModels {
-    let dir = gradphoto_testkit::models_data_dir();
-    let p = gradphoto_models::ensure(&dir, |m| eprintln!("{m}")).expect("models");
-    let read = |path: &std::path::Path, m| gradphoto_models::read_verified(path, m).expect("verified model");
-    FaceModels::load(
-        &read(&p.face_detector, &gradphoto_models::FACE_DETECTOR),
-        &read(&p.face_landmarker, &gradphoto_models::FACE_LANDMARKER),
-        &read(&p.person_segmenter, &gradphoto_models::PERSON_SEGMENTER),
-    )
-    .expect("models load")
+    let m =
+        gradphoto_models::ensure_bytes(&gradphoto_testkit::models_data_dir(), |m| eprintln!("{m}")).expect("models");
+    FaceModels::load(&m.face_detector, &m.face_landmarker, &m.person_segmenter).expect("models load")
 }
 
 #[test]

@@ -210,6 +210,24 @@ pub fn fetch(data_dir: &Path) -> Result<ModelPaths, ModelError> {
     paths
 }
 
+/// The verified bytes of the three models, ready to load.
+#[derive(Clone)]
+pub struct ModelBytes {
+    pub face_detector: Vec<u8>,
+    pub face_landmarker: Vec<u8>,
+    pub person_segmenter: Vec<u8>,
+}
+
+/// The models' bytes, from the cache or fetched on first use, each checked against its pin.
+pub fn ensure_bytes(data_dir: &Path, notify: impl FnOnce(&str)) -> Result<ModelBytes, ModelError> {
+    let p = ensure(data_dir, notify)?;
+    Ok(ModelBytes {
+        face_detector: read_verified(&p.face_detector, &FACE_DETECTOR)?,
+        face_landmarker: read_verified(&p.face_landmarker, &FACE_LANDMARKER)?,
+        person_segmenter: read_verified(&p.person_segmenter, &PERSON_SEGMENTER)?,
+    })
+}
+
 /// The models, from the cache or fetched on first use; `notify` is told before a download starts.
 pub fn ensure(data_dir: &Path, notify: impl FnOnce(&str)) -> Result<ModelPaths, ModelError> {
     if let Some(paths) = cached(data_dir) {
