@@ -9,7 +9,6 @@
 //! Run: `cargo bench -p gradphoto-eval --bench fix`
 
 use std::hint::black_box;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,17 +32,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn models() -> Arc<FaceModels> {
-    let dir = gradphoto_testkit::models_data_dir();
-    let p = gradphoto_models::ensure(&dir, |m| eprintln!("{m}")).expect("models");
-    let read = |path: &Path, m| gradphoto_models::read_verified(path, m).expect("verified");
-    Arc::new(
-        FaceModels::load(
-            &read(&p.face_detector, &gradphoto_models::FACE_DETECTOR),
-            &read(&p.face_landmarker, &gradphoto_models::FACE_LANDMARKER),
-            &read(&p.person_segmenter, &gradphoto_models::PERSON_SEGMENTER),
-        )
-        .expect("load"),
-    )
+    let m =
+        gradphoto_models::ensure_bytes(&gradphoto_testkit::models_data_dir(), |m| eprintln!("{m}")).expect("models");
+    Arc::new(FaceModels::load(&m.face_detector, &m.face_landmarker, &m.person_segmenter).expect("load"))
 }
 
 fn to_image(img: &RgbImage) -> image::RgbImage {

@@ -9,7 +9,7 @@
 //!
 //! Run: `cargo run --release -p gradphoto-eval --example quality_compare && python3 tools/compare_quality.py`
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use gradphoto_core::decode::{RgbImage, Scale, pixels};
@@ -29,17 +29,9 @@ const FACE_WIDTH: f32 = 900.0;
 const KEY: &str = "k2026:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
 
 fn models() -> Arc<FaceModels> {
-    let dir = gradphoto_testkit::models_data_dir();
-    let p = gradphoto_models::ensure(&dir, |m| eprintln!("{m}")).expect("models");
-    let read = |path: &Path, m| gradphoto_models::read_verified(path, m).expect("verified");
-    Arc::new(
-        FaceModels::load(
-            &read(&p.face_detector, &gradphoto_models::FACE_DETECTOR),
-            &read(&p.face_landmarker, &gradphoto_models::FACE_LANDMARKER),
-            &read(&p.person_segmenter, &gradphoto_models::PERSON_SEGMENTER),
-        )
-        .expect("load"),
-    )
+    let m =
+        gradphoto_models::ensure_bytes(&gradphoto_testkit::models_data_dir(), |m| eprintln!("{m}")).expect("models");
+    Arc::new(FaceModels::load(&m.face_detector, &m.face_landmarker, &m.person_segmenter).expect("load"))
 }
 
 fn to_image(img: &RgbImage) -> image::RgbImage {
