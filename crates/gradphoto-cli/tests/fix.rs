@@ -305,3 +305,73 @@ fn a_batch_with_a_gbk_roster_bad_rows_missing_photos_resumes_and_survives_a_kill
     assert_eq!(times, times2, "finished outputs are skipped");
     assert_eq!(std::fs::read_to_string(out.join("manifest.csv")).unwrap(), manifest);
 }
+
+#[test]
+fn an_output_folder_that_cannot_be_written_stops_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("blocker");
+    std::fs::write(&blocker, b"a file, not a folder").unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(dir.path().join("r.csv"), "学号,姓名,证件号码\n2021001,甲,11010519491231002X\n").unwrap();
+    let out = blocker.join("registered");
+    let r = gradphoto(
+        &[
+            "fix",
+            input.to_str().unwrap(),
+            "--roster",
+            dir.path().join("r.csv").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--school",
+            "1",
+        ],
+        Some(KEY),
+    );
+    assert_eq!(r.status.code(), Some(2), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("registered"));
+    // A single fix into a folder that does not exist: a clear error, no file.
+    let single = gradphoto(
+        &[
+            "fix",
+            "missing.jpg",
+            "--out",
+            out.join("x.jpg").to_str().unwrap(),
+            "--id-number",
+            "1",
+            "--student-no",
+            "2",
+            "--school",
+            "3",
+        ],
+        Some(KEY),
+    );
+    assert_eq!(single.status.code(), Some(2));
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_write_that_fails_halfway_leaves_no_file_under_the_final_name() {
+    // The file-size limit of the process stands in for a full disk: the write of the registered file fails
+    // (the kernel stops the process with SIGXFSZ), and nothing may appear under the output's name.
+    let models = models();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, data) = originals(&models).into_iter().next().unwrap();
+    let input = dir.path().join("orig.jpg");
+    std::fs::write(&input, &data).unwrap();
+    let out = dir.path().join("reg.jpg");
+    let cmd = format!(
+        "ulimit -f 8; exec '{}' fix '{}' --out '{}' --id-number 11010519491231002X --student-no 1 --school 1",
+        env!("CARGO_BIN_EXE_gradphoto"),
+        input.display(),
+        out.display()
+    );
+    let r = Command::new("bash")
+        .args(["-c", &cmd])
+        .env("GRADPHOTO_DATA", gradphoto_testkit::models_data_dir())
+        .env("GRADPHOTO_SEAL_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    assert!(!out.exists(), "a half-written registered file under its final name");
+}
