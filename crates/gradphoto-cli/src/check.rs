@@ -169,7 +169,7 @@ pub fn run(args: CheckArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
     let options = CheckOptions {
         context: JudgeContext { today: Some(today()) },
         models,
-        sealer: crate::keys::optional(),
+        sealer: crate::keys::optional(&data),
         ..CheckOptions::default()
     };
     let progress = if std::io::stderr().is_terminal() && files.len() >= 20 {

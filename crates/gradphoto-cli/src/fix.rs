@@ -40,7 +40,7 @@ pub struct FixArgs {
 
 pub fn run(args: FixArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
     // Keys first: a missing or short key stops before any work.
-    let sealer = crate::keys::load(args.key_file.as_deref())?;
+    let sealer = crate::keys::load(args.key_file.as_deref(), &data)?;
     if let Some(roster) = &args.roster {
         crate::batch::check_args(&args.input, &args.out)?;
         let models = Arc::new(crate::check::load_models(&data)?);

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         Command::Models(args) => models::run(args, models::data_dir(cli.data)),
         Command::Eval(args) => eval::run(args, models::data_dir(cli.data)),
         Command::Fix(args) => fix::run(args, models::data_dir(cli.data)),
-        Command::Seal(args) => seal::run(args),
+        Command::Seal(args) => seal::run(args, models::data_dir(cli.data)),
     };
     match result {
         Ok(code) => code,

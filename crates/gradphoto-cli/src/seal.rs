@@ -27,9 +27,9 @@ enum SealCommand {
     },
 }
 
-pub fn run(args: SealArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: SealArgs, data: std::path::PathBuf) -> anyhow::Result<ExitCode> {
     let SealCommand::Verify { file, expect_id_number, key_file } = args.command;
-    let sealer = crate::keys::load(key_file.as_deref())?;
+    let sealer = crate::keys::load(key_file.as_deref(), &data)?;
     let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
     let (code, zh, en) = match verify_jpeg(&bytes, sealer.as_ref()) {
         Ok((identity, key)) => match expect_id_number {

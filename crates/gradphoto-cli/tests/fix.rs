@@ -375,3 +375,30 @@ fn a_write_that_fails_halfway_leaves_no_file_under_the_final_name() {
     assert!(!r.status.success());
     assert!(!out.exists(), "a half-written registered file under its final name");
 }
+
+#[test]
+fn seal_keys_from_the_data_folders_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = gradphoto_testkit::crop_to(&gradphoto_testkit::portrait("grace_hopper.jpg"), 120, 160);
+    let who = Identity { id_number: "11010519491231002X".into(), student_no: "1".into(), school: "2".into() };
+    let sealed = gradphoto_core::seal::seal_jpeg(&encode(&img, &JpegSpec::default()), sealer().as_ref(), &who).unwrap();
+    let file = dir.path().join("s.jpg");
+    std::fs::write(&file, sealed).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_gradphoto"))
+            .args(["--data", data.to_str().unwrap(), "seal", "verify", file.to_str().unwrap()])
+            .env_remove("GRADPHOTO_SEAL_KEY")
+            .output()
+            .unwrap()
+    };
+    let none = run();
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("config.toml"));
+    std::fs::write(data.join("config.toml"), format!("seal_keys = \"{KEY}\"\n")).unwrap();
+    assert_eq!(run().status.code(), Some(0));
+    // An unknown setting is refused, not ignored.
+    std::fs::write(data.join("config.toml"), "seal_key = \"typo\"\n").unwrap();
+    assert_eq!(run().status.code(), Some(2));
+}
