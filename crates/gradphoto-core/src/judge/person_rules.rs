@@ -28,23 +28,25 @@ fn range_text(b: &Bound, unit: &str) -> (String, String) {
     }
 }
 
+/// A measure against a bound, with what to say either way.
+fn judged(rule: Rule, b: &Bound, v: f64, measured: Value, pass: Message, fail: Message) -> Finding {
+    let ok = b.holds(v);
+    finding(rule, if ok { Severity::Pass } else { b.severity }, measured, limit_json(b), if ok { pass } else { fail })
+}
+
 /// A measured number against a bound, with the sentence both ways.
 fn bounded(rule: Rule, b: &Bound, v: f64, measured: Value, what: (&str, &str), unit: &str) -> Finding {
-    let ok = b.holds(v);
     let (rz, re) = range_text(b, unit);
     let shown = if v.abs() >= 10.0 { format!("{v:.0}") } else { format!("{v:.2}") };
-    let message = if ok {
-        Message::new(
-            format!("{} {shown}{unit}，符合 {rz}。", what.0),
-            format!("{} {shown}{unit}, within {re}.", what.1),
-        )
-    } else {
-        Message::new(
-            format!("{} {shown}{unit}，应为 {rz}。", what.0),
-            format!("{} {shown}{unit}; it must be {re}.", what.1),
-        )
-    };
-    finding(rule, if ok { Severity::Pass } else { b.severity }, measured, limit_json(b), message)
+    let pass = Message::new(
+        format!("{} {shown}{unit}，符合 {rz}。", what.0),
+        format!("{} {shown}{unit}, within {re}.", what.1),
+    );
+    let fail = Message::new(
+        format!("{} {shown}{unit}，应为 {rz}。", what.0),
+        format!("{} {shown}{unit}; it must be {re}.", what.1),
+    );
+    judged(rule, b, v, measured, pass, fail)
 }
 
 fn no_face_message() -> Message {
@@ -194,20 +196,16 @@ pub fn judge(p: &PersonMeasurements, rules: &Rules) -> Vec<Finding> {
         out.push(match p.edge_contact {
             Some([l, rr]) => {
                 let worst = f64::from(l.max(rr));
-                let ok = r.holds(worst);
-                finding(
+                judged(
                     Rule::GeometryMargins,
-                    if ok { Severity::Pass } else { r.severity },
+                    r,
+                    worst,
                     json!([l, rr]),
-                    limit_json(r),
-                    if ok {
-                        Message::new("头部两侧留有背景。", "There is background on both sides of the head.")
-                    } else {
-                        Message::new(
-                            "人像触及左右边缘，两侧须留出背景。",
-                            "The person touches the side edges; leave background on both sides.",
-                        )
-                    },
+                    Message::new("头部两侧留有背景。", "There is background on both sides of the head."),
+                    Message::new(
+                        "人像触及左右边缘，两侧须留出背景。",
+                        "The person touches the side edges; leave background on both sides.",
+                    ),
                 )
             }
             None => unmeasured(Rule::GeometryMargins, r.severity),
@@ -250,26 +248,22 @@ pub fn judge(p: &PersonMeasurements, rules: &Rules) -> Vec<Finding> {
         out.push(match bg {
             Some(bg) => {
                 let worst = f64::from(bg.spread.max(bg.gradient));
-                let ok = r.holds(worst);
-                finding(
+                judged(
                     Rule::BackgroundUniform,
-                    if ok { Severity::Pass } else { r.severity },
+                    r,
+                    worst,
                     json!({"spread": bg.spread, "gradient": bg.gradient}),
-                    limit_json(r),
-                    if ok {
-                        Message::new(
-                            format!("背景均匀（色差离散 {:.1}，渐变 {:.1}）。", bg.spread, bg.gradient),
-                            format!("Uniform background (spread ΔE {:.1}, gradient ΔE {:.1}).", bg.spread, bg.gradient),
-                        )
-                    } else {
-                        Message::new(
-                            format!("背景不均匀或有渐变（色差离散 {:.1}，渐变 {:.1}）。", bg.spread, bg.gradient),
-                            format!(
-                                "The background is uneven or graded (spread ΔE {:.1}, gradient ΔE {:.1}).",
-                                bg.spread, bg.gradient
-                            ),
-                        )
-                    },
+                    Message::new(
+                        format!("背景均匀（色差离散 {:.1}，渐变 {:.1}）。", bg.spread, bg.gradient),
+                        format!("Uniform background (spread ΔE {:.1}, gradient ΔE {:.1}).", bg.spread, bg.gradient),
+                    ),
+                    Message::new(
+                        format!("背景不均匀或有渐变（色差离散 {:.1}，渐变 {:.1}）。", bg.spread, bg.gradient),
+                        format!(
+                            "The background is uneven or graded (spread ΔE {:.1}, gradient ΔE {:.1}).",
+                            bg.spread, bg.gradient
+                        ),
+                    ),
                 )
             }
             None => unmeasured(Rule::BackgroundUniform, r.severity),
@@ -279,20 +273,16 @@ pub fn judge(p: &PersonMeasurements, rules: &Rules) -> Vec<Finding> {
         out.push(match bg {
             Some(bg) => {
                 let pct = f64::from(bg.foreign) * 100.0;
-                let ok = r.holds(f64::from(bg.foreign));
-                finding(
+                judged(
                     Rule::BackgroundClean,
-                    if ok { Severity::Pass } else { r.severity },
+                    r,
+                    f64::from(bg.foreign),
                     json!(bg.foreign),
-                    limit_json(r),
-                    if ok {
-                        Message::new("背景中没有阴影或其他物体。", "No shadows or objects in the background.")
-                    } else {
-                        Message::new(
-                            format!("背景中有 {pct:.1}% 的区域颜色异常（阴影、物体或他人）。"),
-                            format!("{pct:.1}% of the background differs (shadows, objects or other people)."),
-                        )
-                    },
+                    Message::new("背景中没有阴影或其他物体。", "No shadows or objects in the background."),
+                    Message::new(
+                        format!("背景中有 {pct:.1}% 的区域颜色异常（阴影、物体或他人）。"),
+                        format!("{pct:.1}% of the background differs (shadows, objects or other people)."),
+                    ),
                 )
             }
             None => unmeasured(Rule::BackgroundClean, r.severity),
@@ -303,20 +293,16 @@ pub fn judge(p: &PersonMeasurements, rules: &Rules) -> Vec<Finding> {
         out.push(match ex {
             Some(e) => {
                 let worst = f64::from(e.eye_open[0].min(e.eye_open[1]));
-                let ok = r.holds(worst);
-                finding(
+                judged(
                     Rule::ExpressionEyesOpen,
-                    if ok { Severity::Pass } else { r.severity },
+                    r,
+                    worst,
                     json!(e.eye_open),
-                    limit_json(r),
-                    if ok {
-                        Message::new("双眼自然睁开。", "Both eyes open.")
-                    } else {
-                        Message::new(
-                            "眼睛未完全睁开，请双眼自然睁开平视。",
-                            "An eye is not fully open; keep both eyes naturally open.",
-                        )
-                    },
+                    Message::new("双眼自然睁开。", "Both eyes open."),
+                    Message::new(
+                        "眼睛未完全睁开，请双眼自然睁开平视。",
+                        "An eye is not fully open; keep both eyes naturally open.",
+                    ),
                 )
             }
             None => unmeasured(Rule::ExpressionEyesOpen, r.severity),
@@ -324,23 +310,17 @@ pub fn judge(p: &PersonMeasurements, rules: &Rules) -> Vec<Finding> {
     }
     if let Some(r) = &rules.mouth_closed {
         out.push(match ex {
-            Some(e) => {
-                let ok = r.holds(f64::from(e.mouth_gap));
-                finding(
-                    Rule::ExpressionMouthClosed,
-                    if ok { Severity::Pass } else { r.severity },
-                    json!(e.mouth_gap),
-                    limit_json(r),
-                    if ok {
-                        Message::new("嘴唇自然闭合。", "Lips closed.")
-                    } else {
-                        Message::new(
-                            "嘴唇张开或露出牙齿，请自然闭合嘴唇。",
-                            "The mouth is open or shows teeth; close the lips naturally.",
-                        )
-                    },
-                )
-            }
+            Some(e) => judged(
+                Rule::ExpressionMouthClosed,
+                r,
+                f64::from(e.mouth_gap),
+                json!(e.mouth_gap),
+                Message::new("嘴唇自然闭合。", "Lips closed."),
+                Message::new(
+                    "嘴唇张开或露出牙齿，请自然闭合嘴唇。",
+                    "The mouth is open or shows teeth; close the lips naturally.",
+                ),
+            ),
             None => unmeasured(Rule::ExpressionMouthClosed, r.severity),
         });
     }
@@ -393,48 +373,33 @@ pub fn judge(p: &PersonMeasurements, rules: &Rules) -> Vec<Finding> {
     }
     if let Some(r) = &rules.red_eye {
         out.push(match &p.eyes {
-            Some(e) => {
-                let ok = r.holds(f64::from(e.red));
-                finding(
-                    Rule::LightingRedEye,
-                    if ok { Severity::Pass } else { r.severity },
-                    json!(e.red),
-                    limit_json(r),
-                    if ok {
-                        Message::new("没有红眼。", "No red eye.")
-                    } else {
-                        Message::new(
-                            "瞳孔呈红色（红眼），请重新拍摄。",
-                            "The pupils are red (red eye); retake the photo.",
-                        )
-                    },
-                )
-            }
+            Some(e) => judged(
+                Rule::LightingRedEye,
+                r,
+                f64::from(e.red),
+                json!(e.red),
+                Message::new("没有红眼。", "No red eye."),
+                Message::new("瞳孔呈红色（红眼），请重新拍摄。", "The pupils are red (red eye); retake the photo."),
+            ),
             None => unmeasured(Rule::LightingRedEye, r.severity),
         });
     }
     if let Some(r) = &rules.glasses {
         out.push(match &p.eyes {
-            Some(e) => {
-                let ok = r.holds(f64::from(e.glare));
-                finding(
-                    Rule::AccessoryGlasses,
-                    if ok { Severity::Pass } else { r.severity },
-                    json!(e.glare),
-                    limit_json(r),
-                    if ok {
-                        Message::new(
-                            "眼部没有反光；是否佩戴有色眼镜由审核人员查看。",
-                            "No glare around the eyes; tinted lenses are left to the reviewer.",
-                        )
-                    } else {
-                        Message::new(
-                            "眼部有强烈反光，可能是眼镜反光，请审核。",
-                            "Strong glare around the eyes, probably reflections on spectacles; a person should check.",
-                        )
-                    },
-                )
-            }
+            Some(e) => judged(
+                Rule::AccessoryGlasses,
+                r,
+                f64::from(e.glare),
+                json!(e.glare),
+                Message::new(
+                    "眼部没有反光；是否佩戴有色眼镜由审核人员查看。",
+                    "No glare around the eyes; tinted lenses are left to the reviewer.",
+                ),
+                Message::new(
+                    "眼部有强烈反光，可能是眼镜反光，请审核。",
+                    "Strong glare around the eyes, probably reflections on spectacles; a person should check.",
+                ),
+            ),
             None => unmeasured(Rule::AccessoryGlasses, r.severity),
         });
     }
