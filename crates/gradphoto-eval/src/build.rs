@@ -236,6 +236,7 @@ pub fn build_cases(sources: &[Source], no_face: &[(String, image::RgbImage)]) ->
             truth.insert(Rule::GeometryRoll, src.head_tilted);
             truth.insert(Rule::LightingColorCast, false);
             truth.insert(Rule::ContentNoAdditions, false);
+            truth.insert(Rule::AuthenticityNoMirror, false);
             // Clothing is judged only where enough of it is in the picture.
             if framing.eye_line[0] + 1.3 * framing.face_width < 640.0 {
                 truth.insert(Rule::ClothingContrast, false);
@@ -386,6 +387,46 @@ pub fn build_cases(sources: &[Source], no_face: &[(String, image::RgbImage)]) ->
             jpeg: encode(&blurred),
             truth,
             framing: Some(framing),
+        });
+        // Sensor noise, as a cheaper camera gives it: no rule should change its mind.
+        let mut seed = 0x9e37_79b9_u32 ^ si as u32;
+        let noisy: Vec<u8> = render(src, &base, &keep)
+            .pixels
+            .chunks(3)
+            .flat_map(|p| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                let n = (seed % 13) as f32 - 6.0;
+                [p[0], p[1], p[2]].map(|v| (f32::from(v) + n).clamp(0.0, 255.0) as u8)
+            })
+            .collect();
+        let noisy = RgbImage { width: 480, height: 640, pixels: noisy };
+        let mut truth = geometry_truth(&framing);
+        truth.insert(Rule::FaceCount, false);
+        truth.insert(Rule::BackgroundColor, false);
+        truth.insert(Rule::QualitySharpness, false);
+        cases.push(Case {
+            name: format!("{} · sensor noise ±6", src.name),
+            source: src.name.clone(),
+            variation: "sensor noise ±6".into(),
+            jpeg: encode(&noisy),
+            truth,
+            framing: Some(framing),
+        });
+        // Mirrored by its EXIF orientation (2): the file says "show me flipped".
+        let exif =
+            gradphoto_testkit::exif::ExifSpec { orientation: Some(2), ..gradphoto_testkit::exif::ExifSpec::camera() };
+        let plain = render(src, &base, &keep);
+        let img = image::RgbImage::from_raw(480, 640, plain.pixels).expect("buffer size");
+        let spec = gradphoto_testkit::JpegSpec { quality: 92, exif: Some(exif.build()), ..Default::default() };
+        cases.push(Case {
+            name: format!("{} · EXIF mirrored", src.name),
+            source: src.name.clone(),
+            variation: "EXIF mirrored".into(),
+            jpeg: gradphoto_testkit::encode(&img, &spec),
+            truth: BTreeMap::from([(Rule::AuthenticityNoMirror, true), (Rule::FaceCount, false)]),
+            framing: None,
         });
         // Tilted: the whole rendering turned about its centre.
         for deg in [2.0f32, 10.0] {
