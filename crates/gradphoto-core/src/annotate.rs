@@ -112,14 +112,19 @@ pub fn annotate(img: &RgbImage, person: Option<&PersonMeasurements>, mask: Optio
     }
     let mut c = Canvas { img: out };
     // The mask's outline: where the person probability crosses 0.5 between neighbouring rendering pixels.
+    // The outline turns red when the background fails (colour, evenness, cleanliness, margins).
+    let background_bad = [Rule::BackgroundColor, Rule::BackgroundUniform, Rule::BackgroundClean, Rule::GeometryMargins]
+        .iter()
+        .any(|&r| failing(report, r));
+    let outline = if background_bad { BAD } else { MASK };
     if let Some(mask) = mask {
         let at = |x: usize, y: usize| mask.is_person(crop.left + x as f32 * inv, crop.top + y as f32 * inv);
         for y in (0..h - 2).step_by(2) {
             for x in (0..w - 2).step_by(2) {
                 let here = at(x, y);
                 if here != at(x + 2, y) || here != at(x, y + 2) {
-                    c.put(x as i32, y as i32, MASK);
-                    c.put(x as i32 + 1, y as i32, MASK);
+                    c.put(x as i32, y as i32, outline);
+                    c.put(x as i32 + 1, y as i32, outline);
                 }
             }
         }
@@ -160,6 +165,29 @@ pub fn annotate(img: &RgbImage, person: Option<&PersonMeasurements>, mask: Optio
     }
     c.text(f.face_center_x - 12.0, y + 14.0, &format!("{:.0}", f.face_width), color(width_bad));
     // Centring: the face's centre line, red when off.
+    // Rules about the face itself (expression, light, focus, eyes): a red frame round the face when any fails.
+    let face_rules = [
+        Rule::ExpressionEyesOpen,
+        Rule::ExpressionMouthClosed,
+        Rule::LightingExposure,
+        Rule::LightingHighlights,
+        Rule::LightingBalance,
+        Rule::LightingRedEye,
+        Rule::AccessoryGlasses,
+        Rule::QualitySharpness,
+        Rule::GeometryRoll,
+        Rule::GeometryYaw,
+        Rule::GeometryPitch,
+    ];
+    if face_rules.iter().any(|&r| failing(report, r)) {
+        let (x0, x1) = (f.face_center_x - f.face_width * 0.6, f.face_center_x + f.face_width * 0.6);
+        let (y0, y1) =
+            (f.hair_top.max(2.0), ((f.eye_line[0] + f.eye_line[1]) / 2.0 + f.face_width * 0.95).min(RENDER_H - 3.0));
+        c.hline(y0, x0, x1, BAD, true);
+        c.hline(y1, x0, x1, BAD, true);
+        c.vline(x0, y0, y1, BAD);
+        c.vline(x1, y0, y1, BAD);
+    }
     let centre_bad = failing(report, Rule::GeometryCentered);
     c.vline(f.face_center_x, f.hair_top, f.hair_top + 30.0, color(centre_bad));
     c.img
