@@ -830,6 +830,22 @@ fn check_row(
         }
     };
 
+    // Two students with one id number would share one registered file (`<id>.jpg`): the second is a bad row.
+    if let Some((_, id_number)) = &id {
+        let key = format!("id:{}", id_number.as_str());
+        if let Some(&first) = seen.get(&key) {
+            problems.push((
+                "row.id_number_duplicate",
+                Message::new(
+                    format!("证件号码与第 {first} 行重复。"),
+                    format!("the id number repeats the one on line {first}"),
+                ),
+            ));
+        } else {
+            seen.insert(key, line);
+        }
+    }
+
     match id {
         Some((id_kind, id_number)) if problems.is_empty() => roster.rows.push(RosterRow {
             line,

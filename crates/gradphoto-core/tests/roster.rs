@@ -436,12 +436,13 @@ fn roster_english_headers_in_any_order_with_extra_columns() {
 #[test]
 fn bad_rows_reported_with_line_numbers_while_good_rows_are_kept() {
     let good = mainland_with_check("32010219950613001");
+    let other = mainland_with_check("32010219950613005");
     let csv = format!(
         "学号,姓名,证件类型,证件号码\n\
          2021001,张三,,11010519491231002X\n\
          \n\
          2021002,李四,,11010519491231002\n\
-         ,王五,,{good}\n\
+         ,王五,,{other}\n\
          2021004,\"赵\n六\",,110105491231002\n\
          2021005,孙七,军官证,12345\n\
          2021006,周八,护照,E12345678\n\
@@ -528,4 +529,14 @@ fn too_many_rows_are_refused_before_parsing() {
     let roster = parse(csv.as_bytes()).unwrap();
     assert_eq!((roster.rows.len(), roster.errors.len()), (MAX_ROWS, 0));
     assert_eq!(roster.rows.last().unwrap().line, MAX_ROWS + 2);
+}
+
+#[test]
+fn a_repeated_id_number_is_a_bad_row_naming_the_first_line() {
+    let csv = "学号,姓名,证件号码\n2021001,甲,11010519491231002X\n2021002,乙,11010519491231002X\n";
+    let r = gradphoto_core::roster::parse(csv.as_bytes()).unwrap();
+    assert_eq!(r.rows.len(), 1);
+    assert_eq!(r.errors.len(), 1);
+    assert_eq!((r.errors[0].line, r.errors[0].code), (3, "row.id_number_duplicate"));
+    assert!(r.errors[0].message.zh.contains("第 2 行"));
 }
