@@ -122,10 +122,7 @@ fn today() -> i64 {
 
 /// Loads the face models from the cache, fetching them on first use.
 pub fn load_models(data: &Path) -> anyhow::Result<FaceModels> {
-    let m = gradphoto_models::ensure_bytes(data, |m| {
-        let _ = writeln!(std::io::stderr(), "{m}");
-    })?;
-    Ok(FaceModels::load(&m.face_detector, &m.face_landmarker, &m.person_segmenter)?)
+    gradphoto_eval::face_models(data).map_err(|e| anyhow::anyhow!(e))
 }
 
 /// The annotated picture's file name: the photo's path with separators flattened, so that no two collide.

@@ -15,16 +15,11 @@ use gradphoto_testkit::{JpegSpec, encode};
 const KEY: &str = "k2026:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
 
 fn models() -> Arc<FaceModels> {
-    let m = gradphoto_models::ensure_bytes(&gradphoto_testkit::models_data_dir(), |_| {}).expect("models");
-    Arc::new(FaceModels::load(&m.face_detector, &m.face_landmarker, &m.person_segmenter).expect("load"))
+    Arc::new(gradphoto_eval::face_models(&gradphoto_testkit::models_data_dir()).expect("models"))
 }
 
 fn sealer() -> Arc<dyn Sealer> {
     Arc::new(AesGcmSealer::from_spec(KEY).unwrap())
-}
-
-fn to_image(img: &gradphoto_core::decode::RgbImage) -> gradphoto_testkit::RgbImage {
-    gradphoto_testkit::RgbImage::from_raw(img.width, img.height, img.pixels.clone()).unwrap()
 }
 
 fn originals(models: &FaceModels) -> Vec<(String, Vec<u8>)> {
@@ -36,7 +31,7 @@ fn originals(models: &FaceModels) -> Vec<(String, Vec<u8>)> {
         .map(|src| {
             let img = gradphoto_eval::studio_original(src, 1500, 2000, 520.0);
             let spec = JpegSpec { quality: 92, exif: Some(ExifSpec::camera().build()), ..Default::default() };
-            (src.name.clone(), encode(&to_image(&img), &spec))
+            (src.name.clone(), encode(&gradphoto_eval::to_image(&img), &spec))
         })
         .collect()
 }
@@ -106,7 +101,7 @@ fn an_original_showing_teeth_is_refused_by_the_self_check() {
     assert!(!smiling.is_empty());
     for src in &smiling {
         let img = gradphoto_eval::studio_original(src, 1500, 2000, 520.0);
-        let data = encode(&to_image(&img), &JpegSpec { quality: 92, ..Default::default() });
+        let data = encode(&gradphoto_eval::to_image(&img), &JpegSpec { quality: 92, ..Default::default() });
         let who = Identity { id_number: "x".into(), student_no: "y".into(), school: "z".into() };
         match gradphoto_core::normalise::fix(
             &data,
@@ -132,7 +127,7 @@ fn an_original_framed_too_tight_is_refused_with_what_is_missing() {
     let src = &gradphoto_eval::sources(&models, &portraits)[0];
     // The face fills the frame: no room above the hair.
     let img = gradphoto_eval::studio_original(src, 1200, 1600, 1000.0);
-    let data = encode(&to_image(&img), &JpegSpec { quality: 92, ..Default::default() });
+    let data = encode(&gradphoto_eval::to_image(&img), &JpegSpec { quality: 92, ..Default::default() });
     let who = Identity { id_number: "x".into(), student_no: "y".into(), school: "z".into() };
     let err =
         gradphoto_core::normalise::fix(&data, &models, &sealer(), &who, &CheckOptions::default(), &Default::default())
@@ -221,7 +216,7 @@ fn a_batch_with_a_gbk_roster_bad_rows_missing_photos_resumes_and_survives_a_kill
         let no = format!("20210{i:02}");
         let img = gradphoto_eval::studio_original(src, 1500, 2000, 520.0);
         let spec = JpegSpec { quality: 92, exif: Some(ExifSpec::camera().build()), ..Default::default() };
-        std::fs::write(input.join(format!("{no}.jpg")), encode(&to_image(&img), &spec)).unwrap();
+        std::fs::write(input.join(format!("{no}.jpg")), encode(&gradphoto_eval::to_image(&img), &spec)).unwrap();
         let id = id_number(i as u32);
         lines.push(format!("{no},学生{i},居民身份证,{id},文学院"));
         // Teeth showing is a reject the normaliser cannot repair; a tilted head is a review, which an approved

@@ -147,20 +147,27 @@ pub fn encode_within_budget(
     Ok(best)
 }
 
-/// Turns an approved original into the registered file for `identity`.
-pub fn fix(
+/// What `fix` renders before it encodes: the crop in pixels of the upright original, the DCT scale it was decoded
+/// at, and the lossless 480 × 640 rendering.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub crop: Crop,
+    pub source_scale: Scale,
+    pub rendered: RgbImage,
+}
+
+/// Finds the face and the crop on the analysis decode, decodes again at the smallest scale that keeps
+/// `min_source_width` pixels across the crop, and renders the crop at 480 × 640 with Lanczos3.
+pub fn prepare(
     data: &[u8],
-    models: &Arc<FaceModels>,
-    sealer: &Arc<dyn Sealer>,
-    identity: &Identity,
+    models: &FaceModels,
     check_options: &CheckOptions,
     options: &FixOptions,
-) -> Result<Fixed, FixError> {
+) -> Result<Prepared, FixError> {
     let inspection = crate::measure::inspect("original.jpg", data, &check_options.limits)?;
     let frame = &inspection.container.frame;
     let orientation = inspection.measurements.metadata.orientation.unwrap_or(1);
     let upright_w = inspection.measurements.upright_width as f32;
-    // Find the face and the crop on the analysis image.
     let scale = Scale::for_analysis(frame.width, frame.height, check_options.analysis_min_long_side);
     let analysis = pixels::upright(pixels::decode(data, &inspection.container, scale)?, orientation);
     let outputs = models.analyse(&analysis)?;
@@ -174,7 +181,6 @@ pub fn fix(
         (None, Some(e)) => return Err(FixError::NotCroppable(e)),
         (None, None) => return Err(FixError::Faces(outputs.detections.len())),
     };
-    // Decode again at the smallest scale that keeps twice the output width across the crop; Lanczos3 does the rest.
     let source_scale = Scale::ALL
         .into_iter()
         .rev()
@@ -187,9 +193,21 @@ pub fn fix(
     };
     let f = source.width as f32 / upright_w;
     let rendered = render(&source, &Crop { left: crop.left * f, top: crop.top * f, width: crop.width * f })?;
+    Ok(Prepared { crop, source_scale, rendered })
+}
+
+/// Turns an approved original into the registered file for `identity`.
+pub fn fix(
+    data: &[u8],
+    models: &Arc<FaceModels>,
+    sealer: &Arc<dyn Sealer>,
+    identity: &Identity,
+    check_options: &CheckOptions,
+    options: &FixOptions,
+) -> Result<Fixed, FixError> {
+    let Prepared { crop, rendered, .. } = prepare(data, models, check_options, options)?;
     let seal = |jpeg: &[u8]| -> Result<Vec<u8>, FixError> { Ok(seal_jpeg(jpeg, sealer.as_ref(), identity)?) };
     let (setting, jpeg) = encode_within_budget(&rendered, options, &seal)?;
-    // The output must pass the registered profile; a file size outside 20–40 KB is only a review (S: "generally").
     let registered = Profile::registered();
     let own = CheckOptions { models: Some(models.clone()), sealer: Some(sealer.clone()), ..check_options.clone() };
     let mut report = check(&format!("{}.jpg", identity.id_number), &jpeg, &registered, &own).report;
@@ -203,7 +221,7 @@ pub fn fix(
     }
     // A reviewer approved the original, so `review` findings (pose, light, a person's judgement) stand as they are;
     // what may not remain is a reject, or a `fixable` finding, which would mean normalisation did not do its job.
-    let acceptable = report.findings.iter().all(|f| f.severity <= Severity::Review && f.severity != Severity::Fixable);
+    let acceptable = report.findings.iter().all(|f| matches!(f.severity, Severity::Pass | Severity::Review));
     if report.verdict == Verdict::Error || !acceptable {
         return Err(FixError::SelfCheck(Box::new(report)));
     }

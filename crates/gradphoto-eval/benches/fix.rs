@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gradphoto_core::CheckOptions;
-use gradphoto_core::decode::RgbImage;
-use gradphoto_core::measure::face::models::FaceModels;
 use gradphoto_core::normalise::{FixOptions, fix};
 use gradphoto_core::seal::{AesGcmSealer, Identity, Sealer};
 use gradphoto_testkit::exif::ExifSpec;
@@ -31,18 +29,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn models() -> Arc<FaceModels> {
-    let m =
-        gradphoto_models::ensure_bytes(&gradphoto_testkit::models_data_dir(), |m| eprintln!("{m}")).expect("models");
-    Arc::new(FaceModels::load(&m.face_detector, &m.face_landmarker, &m.person_segmenter).expect("load"))
-}
-
-fn to_image(img: &RgbImage) -> image::RgbImage {
-    image::RgbImage::from_raw(img.width, img.height, img.pixels.clone()).expect("buffer size")
-}
-
 fn main() {
-    let models = models();
+    let models = Arc::new(gradphoto_eval::face_models(&gradphoto_testkit::models_data_dir()).expect("models"));
     let sealer: Arc<dyn Sealer> = Arc::new(AesGcmSealer::from_spec(KEY).expect("key"));
     let who =
         Identity { id_number: "11010519491231002X".into(), student_no: "2021000001".into(), school: "10055".into() };
@@ -55,7 +43,7 @@ fn main() {
         .map(|src| {
             let img = gradphoto_eval::studio_original(src, 3000, 4000, 900.0);
             let spec = JpegSpec { quality: 92, exif: Some(ExifSpec::camera().build()), ..Default::default() };
-            (src.name.clone(), encode(&to_image(&img), &spec))
+            (src.name.clone(), encode(&gradphoto_eval::to_image(&img), &spec))
         })
         .collect();
     assert!(!originals.is_empty(), "no approvable original among the shared portraits");

@@ -1,7 +1,6 @@
 //! Image quality of the registered file, compared: for every shared portrait (smiling or not) a 3000 × 4000 studio
-//! original (face 900 px wide, libjpeg q92, camera EXIF), its crop found the way `normalise::fix` finds it, the crop
-//! rendered with `normalise::render` from the full-size upright decode — the lossless Lanczos3 reference, written as
-//! PNG — and ours: that rendering encoded by `normalise::encode_within_budget`, the search `fix` runs: the highest
+//! original (face 900 px wide, libjpeg q92, camera EXIF), the lossless Lanczos3 rendering `normalise::prepare` makes
+//! of it for `fix` — the reference, written as PNG — and ours: that rendering encoded by `normalise::encode_within_budget`, the search `fix` runs: the highest
 //! (fractional) quality from 60 whose file fits 40 960 bytes. `tools/compare_quality.py` then encodes each reference the way
 //! HivisionIDPhotos does and measures both against the reference.
 //!
@@ -12,13 +11,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use gradphoto_core::decode::{RgbImage, Scale, pixels};
-use gradphoto_core::measure::face::geometry::Crop;
-use gradphoto_core::measure::face::models::FaceModels;
-use gradphoto_core::measure::person::{self, FramingMode};
+use gradphoto_core::CheckOptions;
+use gradphoto_core::decode::RgbImage;
 use gradphoto_core::normalise::{self, FixOptions};
 use gradphoto_core::seal::{AesGcmSealer, Identity, Sealer, seal_jpeg};
-use gradphoto_core::{CheckOptions, measure};
 use gradphoto_testkit::exif::ExifSpec;
 use gradphoto_testkit::{JpegSpec, encode};
 
@@ -27,49 +23,6 @@ const HEIGHT: u32 = 4000;
 const FACE_WIDTH: f32 = 900.0;
 /// A throw-away key, only to measure what the seal costs in bytes.
 const KEY: &str = "k2026:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
-
-fn models() -> Arc<FaceModels> {
-    let m =
-        gradphoto_models::ensure_bytes(&gradphoto_testkit::models_data_dir(), |m| eprintln!("{m}")).expect("models");
-    Arc::new(FaceModels::load(&m.face_detector, &m.face_landmarker, &m.person_segmenter).expect("load"))
-}
-
-fn to_image(img: &RgbImage) -> image::RgbImage {
-    image::RgbImage::from_raw(img.width, img.height, img.pixels.clone()).expect("buffer size")
-}
-
-/// The crop `fix` would take, in pixels of the upright original, and the DCT scale it would render from.
-fn find_crop(
-    data: &[u8],
-    models: &FaceModels,
-    check: &CheckOptions,
-    fix: &FixOptions,
-) -> Result<(Crop, Scale), String> {
-    let inspection = measure::inspect("original.jpg", data, &check.limits).map_err(|e| e.to_string())?;
-    let frame = &inspection.container.frame;
-    let orientation = inspection.measurements.metadata.orientation.unwrap_or(1);
-    let upright_w = inspection.measurements.upright_width as f32;
-    let scale = Scale::for_analysis(frame.width, frame.height, check.analysis_min_long_side);
-    let analysis =
-        pixels::upright(pixels::decode(data, &inspection.container, scale).map_err(|e| e.to_string())?, orientation);
-    let outputs = models.analyse(&analysis).map_err(|e| e.to_string())?;
-    if outputs.detections.len() != 1 {
-        return Err(format!("{} faces", outputs.detections.len()));
-    }
-    let to_original = upright_w / analysis.width as f32;
-    let m = person::measure(&analysis, &outputs, FramingMode::BestCrop { min_width: 480.0 / to_original });
-    let c = match (m.crop, m.no_crop) {
-        (Some(c), _) => c,
-        (None, e) => return Err(format!("no crop: {e:?}")),
-    };
-    let crop = Crop { left: c.left * to_original, top: c.top * to_original, width: c.width * to_original };
-    let source_scale = Scale::ALL
-        .into_iter()
-        .rev()
-        .find(|s| crop.width / s.denominator() as f32 >= fix.min_source_width)
-        .unwrap_or(Scale::Full);
-    Ok((crop, source_scale))
-}
 
 /// Our encoder's search, as `fix` runs it: the highest (fractional) quality whose finished file fits the budget.
 fn search(img: &RgbImage, fix: &FixOptions, finish: normalise::SealStep<'_>) -> (f32, Vec<u8>, bool) {
@@ -82,7 +35,7 @@ fn main() {
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/quality-compare");
     std::fs::create_dir_all(&out).expect("output folder");
     let out = out.canonicalize().unwrap_or(out);
-    let models = models();
+    let models = Arc::new(gradphoto_eval::face_models(&gradphoto_testkit::models_data_dir()).expect("models"));
     let sealer: Arc<dyn Sealer> = Arc::new(AesGcmSealer::from_spec(KEY).expect("key"));
     let who =
         Identity { id_number: "11010519491231002X".into(), student_no: "2021000001".into(), school: "10055".into() };
@@ -96,22 +49,18 @@ fn main() {
         let stem = src.name.rsplit_once('.').map_or(src.name.as_str(), |(s, _)| s).to_string();
         let studio = gradphoto_eval::studio_original(src, WIDTH, HEIGHT, FACE_WIDTH);
         let spec = JpegSpec { quality: 92, exif: Some(ExifSpec::camera().build()), ..Default::default() };
-        let data = encode(&to_image(&studio), &spec);
-        let (crop, fix_scale) = match find_crop(&data, &models, &check, &fix) {
-            Ok(v) => v,
+        let data = encode(&gradphoto_eval::to_image(&studio), &spec);
+        // The reference: the lossless rendering `fix` itself encodes (its crop, its decode scale, Lanczos3).
+        let prepared = match normalise::prepare(&data, &models, &check, &fix) {
+            Ok(p) => p,
             Err(e) => {
                 eprintln!("{}: skipped, {e}", src.name);
                 continue;
             }
         };
-        // The reference: the crop rendered from the full-size upright decode, never through a lossy step.
-        let inspection = measure::inspect("original.jpg", &data, &check.limits).expect("inspect");
-        let orientation = inspection.measurements.metadata.orientation.unwrap_or(1);
-        let full =
-            pixels::upright(pixels::decode(&data, &inspection.container, Scale::Full).expect("decode"), orientation);
-        let reference = normalise::render(&full, &crop).expect("render");
+        let (crop, fix_scale, reference) = (prepared.crop, prepared.source_scale, prepared.rendered);
         let reference_file = format!("{stem}-reference.png");
-        to_image(&reference).save(out.join(&reference_file)).expect("write PNG");
+        gradphoto_eval::to_image(&reference).save(out.join(&reference_file)).expect("write PNG");
         // Ours: the same rendering through our encoder at the highest quality that fits 40 KB.
         let (quality, jpeg, fits) = search(&reference, &fix, &|j| Ok(j.to_vec()));
         let ours_file = format!("{stem}-ours.jpg");

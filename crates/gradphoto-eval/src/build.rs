@@ -197,8 +197,7 @@ pub fn studio_original(src: &Source, width: u32, height: u32, face_width: f32) -
 }
 
 fn encode(img: &RgbImage) -> Vec<u8> {
-    let img = image::RgbImage::from_raw(img.width, img.height, img.pixels.clone()).expect("buffer size");
-    gradphoto_testkit::encode(&img, &gradphoto_testkit::JpegSpec { quality: 92, ..Default::default() })
+    gradphoto_testkit::encode(&crate::to_image(img), &gradphoto_testkit::JpegSpec { quality: 92, ..Default::default() })
 }
 
 fn geometry_truth(f: &Framing) -> BTreeMap<Rule, bool> {
@@ -470,8 +469,7 @@ pub fn build_cases(sources: &[Source], no_face: &[(String, image::RgbImage)]) ->
 }
 
 fn blur(img: &RgbImage, sigma: f32) -> RgbImage {
-    let im = image::RgbImage::from_raw(img.width, img.height, img.pixels.clone()).expect("buffer size");
-    let b = image::imageops::blur(&im, sigma);
+    let b = image::imageops::blur(&crate::to_image(img), sigma);
     RgbImage { width: img.width, height: img.height, pixels: b.into_raw() }
 }
 

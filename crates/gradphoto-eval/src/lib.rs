@@ -10,3 +10,23 @@ pub mod evaluate;
 
 pub use build::{Case, Source, build_cases, sources, studio_original};
 pub use evaluate::{Calibration, Evaluation, calibrate, evaluate};
+
+use std::io::Write;
+use std::path::Path;
+
+use gradphoto_core::decode::RgbImage;
+use gradphoto_core::measure::face::models::FaceModels;
+
+/// The face models from a data folder (fetched with pip, pinned, on first use), loaded.
+pub fn face_models(data_dir: &Path) -> Result<FaceModels, Box<dyn std::error::Error + Send + Sync>> {
+    // A closed stderr must not stop the fetch.
+    let m = gradphoto_models::ensure_bytes(data_dir, |m| {
+        let _ = writeln!(std::io::stderr(), "{m}");
+    })?;
+    Ok(FaceModels::load(&m.face_detector, &m.face_landmarker, &m.person_segmenter)?)
+}
+
+/// Our RGB image as the `image` crate's, to encode or save it.
+pub fn to_image(img: &RgbImage) -> image::RgbImage {
+    image::RgbImage::from_raw(img.width, img.height, img.pixels.clone()).expect("width × height × 3 bytes")
+}

@@ -6,9 +6,7 @@ use gradphoto_core::Profile;
 use gradphoto_core::measure::face::models::FaceModels;
 
 fn models() -> FaceModels {
-    let m =
-        gradphoto_models::ensure_bytes(&gradphoto_testkit::models_data_dir(), |m| eprintln!("{m}")).expect("models");
-    FaceModels::load(&m.face_detector, &m.face_landmarker, &m.person_segmenter).expect("models load")
+    gradphoto_eval::face_models(&gradphoto_testkit::models_data_dir()).expect("models")
 }
 
 #[test]
