@@ -1,5 +1,5 @@
-//! Seal keys for the command line, never logged. In order: `--key-file F`, the `GRADPHOTO_SEAL_KEY` variable, then
-//! `seal_keys` in the data folder's `config.toml`. Each holds `BASE64` (32 bytes) or `id:BASE64[,id:BASE64…]`, the
+//! Seal keys for the command line, never logged. In order: `--key-file F`, the `GRADPHOTO_SEAL_KEY` variable,
+//! `seal_keys` in the data folder's `config.toml`, then the ring the service made in `keys.toml`. Each holds `BASE64` (32 bytes) or `id:BASE64[,id:BASE64…]`, the
 //! first key sealing and all of them opening (rotation by key id).
 
 use std::path::Path;
@@ -8,19 +8,24 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use gradphoto_core::seal::{AesGcmSealer, Sealer};
 
-/// The `config.toml` of the data folder; every field has a default, so an absent file is an empty config.
+/// The seal ring of the service's `keys.toml` (its other keys are the service's).
 #[derive(Debug, Default, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct Config {
+#[serde(default)]
+struct KeyFile {
     /// The key ring, as in GRADPHOTO_SEAL_KEY.
     seal_keys: Option<String>,
 }
 
 fn from_config(data: &Path) -> anyhow::Result<Option<String>> {
-    let path = data.join("config.toml");
+    // The whole config.toml is checked (a misspelt setting is an error, not a silent default).
+    let config = gradphoto_web::Config::load(data)?;
+    if let Some(k) = config.seal_keys.filter(|k| !k.trim().is_empty()) {
+        return Ok(Some(k));
+    }
+    let path = data.join("keys.toml");
     let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
-    let config: Config = toml::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
-    Ok(config.seal_keys.filter(|k| !k.trim().is_empty()))
+    let keys: KeyFile = toml::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+    Ok(keys.seal_keys.filter(|k| !k.trim().is_empty()))
 }
 
 fn spec(key_file: Option<&Path>, data: &Path) -> anyhow::Result<Option<String>> {

@@ -9,6 +9,7 @@ mod keys;
 mod models;
 mod output;
 mod seal;
+mod serve;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -37,6 +38,10 @@ enum Command {
     Fix(fix::FixArgs),
     /// 注释段加密学籍信息 / the sealed identity
     Seal(seal::SealArgs),
+    /// 启动采集服务 / run the collection service (SQLite and local files in the data folder by default)
+    Serve(serve::ServeArgs),
+    /// 管理账号 / staff accounts
+    Admin(serve::AdminArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +59,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args, models::data_dir(cli.data)),
         Command::Fix(args) => fix::run(args, models::data_dir(cli.data)),
         Command::Seal(args) => seal::run(args, models::data_dir(cli.data)),
+        Command::Serve(args) => serve::serve(args, models::data_dir(cli.data)),
+        Command::Admin(args) => serve::admin(args, models::data_dir(cli.data)),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,1539 @@
+//! The metadata repository. One set of queries for SQLite and PostgreSQL through sqlx's `Any` driver: `$n`
+//! placeholders, BIGINT everywhere, times as Unix milliseconds, flags as 0/1. Migrations are files under
+//! `migrations/<backend>/`, embedded at build time and run at start.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
+
+use crate::blob::BlobKey;
+use crate::ids::*;
+use crate::now_ms;
+
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database address (use sqlite:PATH or postgres://…)")]
+    Url,
+    #[error("already exists")]
+    Conflict,
+    #[error("not found")]
+    NotFound,
+    #[error("not allowed in the current state")]
+    State,
+}
+
+pub type Result<T> = std::result::Result<T, DbError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite allows one writer: transactions that read before they write are serialised here rather than failing
+    /// with "database is locked" when two upgrade at once.
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// A transaction, holding the SQLite writer lock for its lifetime.
+pub struct Tx<'a> {
+    tx: Transaction<'static, Any>,
+    _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+impl Tx<'_> {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rows
+// ---------------------------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Region {
+    pub id: RegionId,
+    pub province: String,
+    pub city: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct School {
+    pub id: SchoolId,
+    pub region_id: RegionId,
+    pub code: String,
+    pub name: String,
+    pub fee_cents: i64,
+    pub opens_at: Option<i64>,
+    pub closes_at: Option<i64>,
+    /// Allowed background colours (`light_blue`, `white`, `light_grey`), comma-separated; the standard says light blue.
+    pub backgrounds: String,
+}
+
+impl School {
+    /// Whether uploads and submissions are open at `now`.
+    pub fn is_open(&self, now: i64) -> bool {
+        self.opens_at.is_none_or(|t| now >= t) && self.closes_at.is_none_or(|t| now < t)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSchool {
+    pub region_id: RegionId,
+    pub code: String,
+    pub name: String,
+    pub fee_cents: i64,
+    pub opens_at: Option<i64>,
+    pub closes_at: Option<i64>,
+    pub backgrounds: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PhotoType {
+    pub id: PhotoTypeId,
+    pub school_id: SchoolId,
+    pub code: String,
+    pub name_zh: String,
+    pub name_en: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    SuperAdmin,
+    SchoolAdmin,
+    Reviewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::SuperAdmin => "super_admin",
+            Role::SchoolAdmin => "school_admin",
+            Role::Reviewer => "reviewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::SuperAdmin, Role::SchoolAdmin, Role::Reviewer].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Staff {
+    pub id: StaffId,
+    pub username: String,
+    pub role: Role,
+    pub school_id: Option<SchoolId>,
+    pub password_hash: String,
+    pub failed_logins: i64,
+    pub locked_until: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Student {
+    pub id: StudentId,
+    pub school_id: SchoolId,
+    pub student_no: String,
+    pub name: String,
+    pub id_kind: String,
+    pub id_cipher: Vec<u8>,
+    pub college: Option<String>,
+    pub degree_level: Option<String>,
+    pub password_hash: String,
+    pub password_changed: bool,
+    pub paid: bool,
+    pub failed_logins: i64,
+    pub locked_until: i64,
+}
+
+/// One roster row, with the number already sealed and hashed.
+#[derive(Debug, Clone)]
+pub struct StudentUpsert {
+    pub student_no: String,
+    pub name: String,
+    pub id_kind: String,
+    pub id_cipher: Vec<u8>,
+    pub id_hash: Vec<u8>,
+    pub college: Option<String>,
+    pub degree_level: Option<String>,
+}
+
+/// A student already on the roster: id, id hash, name, college, degree level, id kind.
+type Known = (i64, Vec<u8>, String, Option<String>, Option<String>, String);
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ImportCounts {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub subject_kind: String,
+    pub subject_id: i64,
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
+/// A file about to be committed with its row.
+#[derive(Debug, Clone)]
+pub struct BlobMeta {
+    pub key: BlobKey,
+    pub bytes: i64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Photo {
+    pub id: PhotoId,
+    pub student_id: StudentId,
+    pub photo_type_id: PhotoTypeId,
+    #[serde(skip)]
+    pub original_key: BlobKey,
+    #[serde(skip)]
+    pub annotated_key: Option<BlobKey>,
+    pub verdict: String,
+    pub failing: String,
+    #[serde(skip)]
+    pub report: String,
+    pub uploaded_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Submitted, waiting for the fee.
+    Unpaid,
+    Submitted,
+    InReview,
+    Approved,
+    Rejected,
+    Exported,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] =
+        [Status::Unpaid, Status::Submitted, Status::InReview, Status::Approved, Status::Rejected, Status::Exported];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Unpaid => "unpaid",
+            Status::Submitted => "submitted",
+            Status::InReview => "in_review",
+            Status::Approved => "approved",
+            Status::Rejected => "rejected",
+            Status::Exported => "exported",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Whether the student may still replace the photo of this submission.
+    pub fn replaceable(self) -> bool {
+        matches!(self, Status::Unpaid | Status::Submitted | Status::Rejected)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Submission {
+    pub id: SubmissionId,
+    pub student_id: StudentId,
+    pub photo_type_id: PhotoTypeId,
+    pub photo_id: PhotoId,
+    pub status: Status,
+    pub submitted_at: i64,
+    pub decided_at: Option<i64>,
+    pub reviewer_id: Option<StaffId>,
+    /// Rule ids, comma-separated.
+    pub reasons: String,
+    pub note: String,
+    #[serde(skip)]
+    pub registered_key: Option<BlobKey>,
+    pub exported_at: Option<i64>,
+}
+
+/// A queue entry: the submission with who it is from.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueItem {
+    pub submission: Submission,
+    pub student_no: String,
+    pub name: String,
+    pub college: Option<String>,
+    pub school_id: SchoolId,
+}
+
+/// What the export writes for one student.
+#[derive(Debug, Clone)]
+pub struct ExportItem {
+    pub submission_id: SubmissionId,
+    pub student_id: StudentId,
+    pub school_id: SchoolId,
+    pub student_no: String,
+    pub name: String,
+    pub id_kind: String,
+    pub id_cipher: Vec<u8>,
+    pub college: Option<String>,
+    pub degree_level: Option<String>,
+    pub registered_key: BlobKey,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxItem {
+    pub id: OutboxId,
+    pub student_id: StudentId,
+    pub channel: String,
+    pub title: String,
+    pub body: String,
+    pub attempts: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Notification {
+    pub title: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub school_id: Option<SchoolId>,
+    pub detail: String,
+}
+
+/// Counts for the progress page.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Progress {
+    pub students: i64,
+    /// Students who have not submitted.
+    pub not_submitted: i64,
+    pub by_status: Vec<(String, i64)>,
+    /// Per college: students, then counts by status.
+    pub by_college: Vec<CollegeProgress>,
+    /// Failing rule id → photos of current submissions that the checker flagged for it.
+    pub by_rule: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CollegeProgress {
+    pub college: String,
+    pub students: i64,
+    pub approved: i64,
+    pub submitted: i64,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Row mapping
+// ---------------------------------------------------------------------------------------------------------------
+
+fn opt_key(s: Option<String>) -> Option<BlobKey> {
+    s.and_then(|s| BlobKey::parse(&s).ok())
+}
+
+fn key(s: String) -> Result<BlobKey> {
+    BlobKey::parse(&s).map_err(|_| DbError::NotFound)
+}
+
+fn school_row(r: &AnyRow) -> Result<School> {
+    Ok(School {
+        id: SchoolId(r.try_get("id")?),
+        region_id: RegionId(r.try_get("region_id")?),
+        code: r.try_get("code")?,
+        name: r.try_get("name")?,
+        fee_cents: r.try_get("fee_cents")?,
+        opens_at: r.try_get("opens_at")?,
+        closes_at: r.try_get("closes_at")?,
+        backgrounds: r.try_get("backgrounds")?,
+    })
+}
+
+fn staff_row(r: &AnyRow) -> Result<Staff> {
+    let role: String = r.try_get("role")?;
+    Ok(Staff {
+        id: StaffId(r.try_get("id")?),
+        username: r.try_get("username")?,
+        role: Role::parse(&role).ok_or(DbError::NotFound)?,
+        school_id: r.try_get::<Option<i64>, _>("school_id")?.map(SchoolId),
+        password_hash: r.try_get("password_hash")?,
+        failed_logins: r.try_get("failed_logins")?,
+        locked_until: r.try_get("locked_until")?,
+    })
+}
+
+fn student_row(r: &AnyRow) -> Result<Student> {
+    Ok(Student {
+        id: StudentId(r.try_get("id")?),
+        school_id: SchoolId(r.try_get("school_id")?),
+        student_no: r.try_get("student_no")?,
+        name: r.try_get("name")?,
+        id_kind: r.try_get("id_kind")?,
+        id_cipher: r.try_get("id_cipher")?,
+        college: r.try_get("college")?,
+        degree_level: r.try_get("degree_level")?,
+        password_hash: r.try_get("password_hash")?,
+        password_changed: r.try_get::<i64, _>("password_changed")? != 0,
+        paid: r.try_get::<i64, _>("paid")? != 0,
+        failed_logins: r.try_get("failed_logins")?,
+        locked_until: r.try_get("locked_until")?,
+    })
+}
+
+fn photo_row(r: &AnyRow) -> Result<Photo> {
+    Ok(Photo {
+        id: PhotoId(r.try_get("id")?),
+        student_id: StudentId(r.try_get("student_id")?),
+        photo_type_id: PhotoTypeId(r.try_get("photo_type_id")?),
+        original_key: key(r.try_get("original_key")?)?,
+        annotated_key: opt_key(r.try_get("annotated_key")?),
+        verdict: r.try_get("verdict")?,
+        failing: r.try_get("failing")?,
+        report: r.try_get("report")?,
+        uploaded_at: r.try_get("uploaded_at")?,
+    })
+}
+
+const SUBMISSION_COLUMNS: &str = "s.id, s.student_id, s.photo_type_id, s.photo_id, s.status, s.submitted_at, \
+     s.decided_at, s.reviewer_id, s.reasons, s.note, s.registered_key, s.exported_at";
+
+fn submission_row(r: &AnyRow) -> Result<Submission> {
+    let status: String = r.try_get("status")?;
+    Ok(Submission {
+        id: SubmissionId(r.try_get("id")?),
+        student_id: StudentId(r.try_get("student_id")?),
+        photo_type_id: PhotoTypeId(r.try_get("photo_type_id")?),
+        photo_id: PhotoId(r.try_get("photo_id")?),
+        status: Status::parse(&status).ok_or(DbError::NotFound)?,
+        submitted_at: r.try_get("submitted_at")?,
+        decided_at: r.try_get("decided_at")?,
+        reviewer_id: r.try_get::<Option<i64>, _>("reviewer_id")?.map(StaffId),
+        reasons: r.try_get("reasons")?,
+        note: r.try_get("note")?,
+        registered_key: opt_key(r.try_get("registered_key")?),
+        exported_at: r.try_get("exported_at")?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Connection
+// ---------------------------------------------------------------------------------------------------------------
+
+impl Db {
+    /// Connects and runs the migrations. `sqlite:PATH` creates the file if absent; `postgres://…` needs the
+    /// database to exist.
+    pub async fn connect(url: &str) -> Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(DbError::Url);
+        };
+        let pool = match backend {
+            Backend::Sqlite => {
+                let url = if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL lets pages read while a submission commits; FULL makes each commit durable.
+                            sqlx::raw_sql(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+                                 PRAGMA busy_timeout = 10000;",
+                            )
+                            .execute(conn)
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
+            }
+            Backend::Postgres => AnyPoolOptions::new().max_connections(16).connect(url).await?,
+        };
+        match backend {
+            Backend::Sqlite => SQLITE.run(&pool).await?,
+            Backend::Postgres => POSTGRES.run(&pool).await?,
+        }
+        let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Db { pool, backend, writer })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn begin(&self) -> Result<Tx<'_>> {
+        let guard = match &self.writer {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        };
+        Ok(Tx { tx: self.pool.begin().await?, _guard: guard })
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Regions, schools, photo types
+// ---------------------------------------------------------------------------------------------------------------
+
+impl Db {
+    pub async fn upsert_region(&self, province: &str, city: &str) -> Result<RegionId> {
+        let row = sqlx::query(
+            "INSERT INTO regions (province, city) VALUES ($1, $2) \
+             ON CONFLICT (province, city) DO UPDATE SET province = excluded.province RETURNING id",
+        )
+        .bind(province)
+        .bind(city)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RegionId(row.try_get("id")?))
+    }
+
+    pub async fn regions(&self) -> Result<Vec<Region>> {
+        let rows =
+            sqlx::query("SELECT id, province, city FROM regions ORDER BY province, city").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Region {
+                    id: RegionId(r.try_get("id")?),
+                    province: r.try_get("province")?,
+                    city: r.try_get("city")?,
+                })
+            })
+            .collect()
+    }
+
+    /// A new school with its first photo type, 学历图片（毕业照）.
+    pub async fn create_school(&self, s: &NewSchool) -> Result<SchoolId> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO schools (region_id, code, name, fee_cents, opens_at, closes_at, backgrounds, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(s.region_id.0)
+        .bind(&s.code)
+        .bind(&s.name)
+        .bind(s.fee_cents)
+        .bind(s.opens_at)
+        .bind(s.closes_at)
+        .bind(&s.backgrounds)
+        .bind(now_ms())
+        .fetch_one(&mut *tx.tx)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { DbError::Conflict } else { e.into() })?;
+        let id = SchoolId(row.try_get("id")?);
+        sqlx::query(
+            "INSERT INTO photo_types (school_id, code, name_zh, name_en, position) VALUES ($1, 'degree', $2, $3, 0)",
+        )
+        .bind(id.0)
+        .bind("学历图片（毕业照）")
+        .bind("degree-certificate photo")
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn update_school(&self, id: SchoolId, s: &NewSchool) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE schools SET name = $1, fee_cents = $2, opens_at = $3, closes_at = $4, backgrounds = $5 WHERE id = $6",
+        )
+        .bind(&s.name)
+        .bind(s.fee_cents)
+        .bind(s.opens_at)
+        .bind(s.closes_at)
+        .bind(&s.backgrounds)
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 { Err(DbError::NotFound) } else { Ok(()) }
+    }
+
+    pub async fn school(&self, id: SchoolId) -> Result<School> {
+        let r = sqlx::query("SELECT * FROM schools WHERE id = $1").bind(id.0).fetch_optional(&self.pool).await?;
+        school_row(&r.ok_or(DbError::NotFound)?)
+    }
+
+    pub async fn school_by_code(&self, code: &str) -> Result<School> {
+        let r = sqlx::query("SELECT * FROM schools WHERE code = $1").bind(code).fetch_optional(&self.pool).await?;
+        school_row(&r.ok_or(DbError::NotFound)?)
+    }
+
+    pub async fn schools(&self, region: Option<RegionId>) -> Result<Vec<School>> {
+        let rows = match region {
+            Some(r) => {
+                sqlx::query("SELECT * FROM schools WHERE region_id = $1 ORDER BY name")
+                    .bind(r.0)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => sqlx::query("SELECT * FROM schools ORDER BY name").fetch_all(&self.pool).await?,
+        };
+        rows.iter().map(school_row).collect()
+    }
+
+    pub async fn add_photo_type(&self, school: SchoolId, code: &str, zh: &str, en: &str) -> Result<PhotoTypeId> {
+        let row = sqlx::query(
+            "INSERT INTO photo_types (school_id, code, name_zh, name_en, position) VALUES ($1, $2, $3, $4, \
+             (SELECT COUNT(*) FROM photo_types WHERE school_id = $1)) RETURNING id",
+        )
+        .bind(school.0)
+        .bind(code)
+        .bind(zh)
+        .bind(en)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { DbError::Conflict } else { e.into() })?;
+        Ok(PhotoTypeId(row.try_get("id")?))
+    }
+
+    pub async fn photo_types(&self, school: SchoolId) -> Result<Vec<PhotoType>> {
+        let rows = sqlx::query("SELECT * FROM photo_types WHERE school_id = $1 ORDER BY position, id")
+            .bind(school.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PhotoType {
+                    id: PhotoTypeId(r.try_get("id")?),
+                    school_id: SchoolId(r.try_get("school_id")?),
+                    code: r.try_get("code")?,
+                    name_zh: r.try_get("name_zh")?,
+                    name_en: r.try_get("name_en")?,
+                })
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Staff and students
+// ---------------------------------------------------------------------------------------------------------------
+
+impl Db {
+    pub async fn create_staff(
+        &self,
+        username: &str,
+        role: Role,
+        school: Option<SchoolId>,
+        password_hash: &str,
+    ) -> Result<StaffId> {
+        let row = sqlx::query(
+            "INSERT INTO staff (username, role, school_id, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING id",
+        )
+        .bind(username)
+        .bind(role.as_str())
+        .bind(school.map(|s| s.0))
+        .bind(password_hash)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { DbError::Conflict } else { e.into() })?;
+        Ok(StaffId(row.try_get("id")?))
+    }
+
+    pub async fn staff_by_username(&self, username: &str) -> Result<Option<Staff>> {
+        let r =
+            sqlx::query("SELECT * FROM staff WHERE username = $1").bind(username).fetch_optional(&self.pool).await?;
+        r.as_ref().map(staff_row).transpose()
+    }
+
+    pub async fn staff(&self, id: StaffId) -> Result<Staff> {
+        let r = sqlx::query("SELECT * FROM staff WHERE id = $1").bind(id.0).fetch_optional(&self.pool).await?;
+        staff_row(&r.ok_or(DbError::NotFound)?)
+    }
+
+    pub async fn staff_of_school(&self, school: SchoolId) -> Result<Vec<Staff>> {
+        let rows = sqlx::query("SELECT * FROM staff WHERE school_id = $1 ORDER BY username")
+            .bind(school.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(staff_row).collect()
+    }
+
+    pub async fn count_staff(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM staff").fetch_one(&self.pool).await?.try_get("n")?)
+    }
+
+    /// Records a login attempt: success clears the failures, failure counts one and locks at `lock_after`.
+    pub async fn staff_login_result(&self, id: StaffId, ok: bool, lock_after: i64, lock_ms: i64) -> Result<()> {
+        login_result(&self.pool, "staff", id.0, ok, lock_after, lock_ms).await
+    }
+
+    pub async fn student_login_result(&self, id: StudentId, ok: bool, lock_after: i64, lock_ms: i64) -> Result<()> {
+        login_result(&self.pool, "students", id.0, ok, lock_after, lock_ms).await
+    }
+
+    pub async fn set_staff_password(&self, id: StaffId, hash: &str) -> Result<()> {
+        sqlx::query("UPDATE staff SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn student(&self, id: StudentId) -> Result<Student> {
+        let r = sqlx::query("SELECT * FROM students WHERE id = $1").bind(id.0).fetch_optional(&self.pool).await?;
+        student_row(&r.ok_or(DbError::NotFound)?)
+    }
+
+    pub async fn student_by_no(&self, school: SchoolId, student_no: &str) -> Result<Option<Student>> {
+        let r = sqlx::query("SELECT * FROM students WHERE school_id = $1 AND student_no = $2")
+            .bind(school.0)
+            .bind(student_no)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(student_row).transpose()
+    }
+
+    pub async fn student_by_id_hash(&self, school: SchoolId, hash: &[u8]) -> Result<Option<Student>> {
+        let r = sqlx::query("SELECT * FROM students WHERE school_id = $1 AND id_hash = $2")
+            .bind(school.0)
+            .bind(hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(student_row).transpose()
+    }
+
+    pub async fn students(&self, school: SchoolId, limit: i64, offset: i64) -> Result<Vec<Student>> {
+        let rows = sqlx::query("SELECT * FROM students WHERE school_id = $1 ORDER BY student_no LIMIT $2 OFFSET $3")
+            .bind(school.0)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(student_row).collect()
+    }
+
+    pub async fn set_student_password(&self, id: StudentId, hash: &str) -> Result<()> {
+        sqlx::query("UPDATE students SET password_hash = $1, password_changed = 1, updated_at = $2 WHERE id = $3")
+            .bind(hash)
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Imports roster rows in one transaction: new students are created, known ones (same student number)
+    /// updated in place, never duplicated. No password is stored until a student chooses one: the initial password
+    /// is derived from the id number at login (it has 10⁶ values at most, so a hash of it would protect nothing),
+    /// and a corrected id number changes it with no further step.
+    pub async fn import_students(&self, school: SchoolId, rows: &[StudentUpsert]) -> Result<ImportCounts> {
+        let mut counts = ImportCounts::default();
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let existing: HashMap<String, Known> = sqlx::query(
+            "SELECT id, student_no, id_hash, name, college, degree_level, id_kind FROM students WHERE school_id = $1",
+        )
+        .bind(school.0)
+        .fetch_all(&mut *tx.tx)
+        .await?
+        .iter()
+        .map(|r| -> Result<_> {
+            Ok((
+                r.try_get::<String, _>("student_no")?,
+                (
+                    r.try_get("id")?,
+                    r.try_get("id_hash")?,
+                    r.try_get("name")?,
+                    r.try_get("college")?,
+                    r.try_get("degree_level")?,
+                    r.try_get("id_kind")?,
+                ),
+            ))
+        })
+        .collect::<Result<_>>()?;
+        for row in rows {
+            match existing.get(&row.student_no) {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO students (school_id, student_no, name, id_kind, id_cipher, id_hash, college, \
+                         degree_level, password_hash, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', $9, $9)",
+                    )
+                    .bind(school.0)
+                    .bind(&row.student_no)
+                    .bind(&row.name)
+                    .bind(&row.id_kind)
+                    .bind(row.id_cipher.clone())
+                    .bind(row.id_hash.clone())
+                    .bind(&row.college)
+                    .bind(&row.degree_level)
+                    .bind(now)
+                    .execute(&mut *tx.tx)
+                    .await?;
+                    counts.created += 1;
+                }
+                Some((id, hash, name, college, degree, kind)) => {
+                    let id_changed = *hash != row.id_hash || *kind != row.id_kind;
+                    if !id_changed && *name == row.name && *college == row.college && *degree == row.degree_level {
+                        counts.unchanged += 1;
+                        continue;
+                    }
+                    sqlx::query(
+                        "UPDATE students SET name = $1, college = $2, degree_level = $3, updated_at = $4 WHERE id = $5",
+                    )
+                    .bind(&row.name)
+                    .bind(&row.college)
+                    .bind(&row.degree_level)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx.tx)
+                    .await?;
+                    if id_changed {
+                        sqlx::query("UPDATE students SET id_kind = $1, id_cipher = $2, id_hash = $3 WHERE id = $4")
+                            .bind(&row.id_kind)
+                            .bind(row.id_cipher.clone())
+                            .bind(row.id_hash.clone())
+                            .bind(id)
+                            .execute(&mut *tx.tx)
+                            .await?;
+                    }
+                    counts.updated += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// The device a student's account is bound to on `channel`; binds `subject` when none is yet. Returns whether
+    /// `subject` is the bound one.
+    pub async fn bind_device(&self, student: StudentId, channel: &str, subject_hash: &[u8]) -> Result<bool> {
+        sqlx::query(
+            "INSERT INTO bindings (student_id, channel, subject_hash, bound_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (student_id, channel) DO NOTHING",
+        )
+        .bind(student.0)
+        .bind(channel)
+        .bind(subject_hash.to_vec())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        let bound: Vec<u8> = sqlx::query("SELECT subject_hash FROM bindings WHERE student_id = $1 AND channel = $2")
+            .bind(student.0)
+            .bind(channel)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("subject_hash")?;
+        Ok(bound == subject_hash)
+    }
+
+    pub async fn unbind_device(&self, student: StudentId) -> Result<()> {
+        sqlx::query("DELETE FROM bindings WHERE student_id = $1").bind(student.0).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn mark_paid(&self, student: StudentId, provider: &str, reference: &str, amount: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO payments (student_id, amount_cents, provider, status, reference, created_at, paid_at) \
+             VALUES ($1, $2, $3, 'paid', $4, $5, $5)",
+        )
+        .bind(student.0)
+        .bind(amount)
+        .bind(provider)
+        .bind(reference)
+        .bind(now)
+        .execute(&mut *tx.tx)
+        .await?;
+        sqlx::query("UPDATE students SET paid = 1, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(student.0)
+            .execute(&mut *tx.tx)
+            .await?;
+        // Submissions that waited for the fee join the queue in the order they were submitted.
+        sqlx::query("UPDATE submissions SET status = 'submitted' WHERE student_id = $1 AND status = 'unpaid'")
+            .bind(student.0)
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.commit().await
+    }
+}
+
+async fn login_result(pool: &AnyPool, table: &str, id: i64, ok: bool, lock_after: i64, lock_ms: i64) -> Result<()> {
+    let now = now_ms();
+    if ok {
+        let sql = format!("UPDATE {table} SET failed_logins = 0, locked_until = 0 WHERE id = $1");
+        sqlx::query(AssertSqlSafe(sql.as_str())).bind(id).execute(pool).await?;
+    } else {
+        // One statement, so that concurrent failures each count.
+        let sql = format!(
+            "UPDATE {table} SET failed_logins = failed_logins + 1, \
+             locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END WHERE id = $3"
+        );
+        sqlx::query(AssertSqlSafe(sql.as_str())).bind(lock_after).bind(now + lock_ms).bind(id).execute(pool).await?;
+        let sql = format!("UPDATE {table} SET failed_logins = 0 WHERE id = $1 AND failed_logins >= $2");
+        sqlx::query(AssertSqlSafe(sql.as_str())).bind(id).bind(lock_after).execute(pool).await?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Sessions
+// ---------------------------------------------------------------------------------------------------------------
+
+impl Db {
+    pub async fn create_session(
+        &self,
+        token_hash: &[u8],
+        kind: &str,
+        subject: i64,
+        csrf: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, subject_kind, subject_id, csrf, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token_hash.to_vec())
+        .bind(kind)
+        .bind(subject)
+        .bind(csrf)
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn session(&self, token_hash: &[u8]) -> Result<Option<Session>> {
+        let r = sqlx::query("SELECT * FROM sessions WHERE token_hash = $1 AND expires_at > $2")
+            .bind(token_hash.to_vec())
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await?;
+        r.map(|r| {
+            Ok(Session {
+                subject_kind: r.try_get("subject_kind")?,
+                subject_id: r.try_get("subject_id")?,
+                csrf: r.try_get("csrf")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn delete_session(&self, token_hash: &[u8]) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash.to_vec()).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn delete_sessions_of(&self, kind: &str, subject: i64) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE subject_kind = $1 AND subject_id = $2")
+            .bind(kind)
+            .bind(subject)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn purge_sessions(&self) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Photos and submissions
+// ---------------------------------------------------------------------------------------------------------------
+
+async fn insert_blob(tx: &mut Tx<'_>, kind: &str, b: &BlobMeta) -> Result<()> {
+    sqlx::query("INSERT INTO blobs (key, kind, bytes, sha256, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(b.key.as_str())
+        .bind(kind)
+        .bind(b.bytes)
+        .bind(&b.sha256)
+        .bind(now_ms())
+        .execute(&mut *tx.tx)
+        .await?;
+    Ok(())
+}
+
+async fn delete_blob_rows(tx: &mut Tx<'_>, keys: &[BlobKey]) -> Result<()> {
+    for k in keys {
+        sqlx::query("DELETE FROM blobs WHERE key = $1").bind(k.as_str()).execute(&mut *tx.tx).await?;
+    }
+    Ok(())
+}
+
+/// The outcome of an upload's commit: the new photo and the files of the drafts it replaced, now unnamed.
+#[derive(Debug)]
+pub struct Uploaded {
+    pub photo: PhotoId,
+    pub replaced: Vec<BlobKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPhoto {
+    pub student: StudentId,
+    pub photo_type: PhotoTypeId,
+    pub original: BlobMeta,
+    pub annotated: Option<BlobMeta>,
+    pub verdict: String,
+    pub failing: String,
+    pub report: String,
+}
+
+impl Db {
+    /// Records an upload; earlier photos of the same student and type that no submission names are removed (a
+    /// student keeps one draft per type: sensitive pictures are not hoarded).
+    pub async fn record_upload(&self, p: &NewPhoto) -> Result<Uploaded> {
+        let mut tx = self.begin().await?;
+        insert_blob(&mut tx, "original", &p.original).await?;
+        if let Some(a) = &p.annotated {
+            insert_blob(&mut tx, "annotated", a).await?;
+        }
+        let row = sqlx::query(
+            "INSERT INTO photos (student_id, photo_type_id, original_key, annotated_key, verdict, failing, report, \
+             uploaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(p.student.0)
+        .bind(p.photo_type.0)
+        .bind(p.original.key.as_str())
+        .bind(p.annotated.as_ref().map(|a| a.key.as_str().to_string()))
+        .bind(&p.verdict)
+        .bind(&p.failing)
+        .bind(&p.report)
+        .bind(now_ms())
+        .fetch_one(&mut *tx.tx)
+        .await?;
+        let photo = PhotoId(row.try_get("id")?);
+        let old = sqlx::query(
+            "SELECT id, original_key, annotated_key FROM photos WHERE student_id = $1 AND photo_type_id = $2 \
+             AND id <> $3 AND id NOT IN (SELECT photo_id FROM submissions WHERE student_id = $1)",
+        )
+        .bind(p.student.0)
+        .bind(p.photo_type.0)
+        .bind(photo.0)
+        .fetch_all(&mut *tx.tx)
+        .await?;
+        let mut replaced = Vec::new();
+        for r in &old {
+            let id: i64 = r.try_get("id")?;
+            sqlx::query("DELETE FROM photos WHERE id = $1").bind(id).execute(&mut *tx.tx).await?;
+            replaced.push(key(r.try_get("original_key")?)?);
+            replaced.extend(opt_key(r.try_get("annotated_key")?));
+        }
+        delete_blob_rows(&mut tx, &replaced).await?;
+        tx.commit().await?;
+        Ok(Uploaded { photo, replaced })
+    }
+
+    pub async fn photo(&self, id: PhotoId) -> Result<Photo> {
+        let r = sqlx::query("SELECT * FROM photos WHERE id = $1").bind(id.0).fetch_optional(&self.pool).await?;
+        photo_row(&r.ok_or(DbError::NotFound)?)
+    }
+
+    pub async fn latest_photo(&self, student: StudentId, photo_type: PhotoTypeId) -> Result<Option<Photo>> {
+        let r =
+            sqlx::query("SELECT * FROM photos WHERE student_id = $1 AND photo_type_id = $2 ORDER BY id DESC LIMIT 1")
+                .bind(student.0)
+                .bind(photo_type.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        r.as_ref().map(photo_row).transpose()
+    }
+
+    /// Submits `photo` for review. Idempotent: submitting the photo already submitted changes nothing, so a double
+    /// click makes one submission. A submission past review (approved, exported) or being reviewed is not replaced.
+    pub async fn submit(&self, photo: &Photo, paid: bool) -> Result<SubmissionId> {
+        let mut tx = self.begin().await?;
+        let status = if paid { Status::Submitted } else { Status::Unpaid };
+        let existing = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.student_id = $1 AND s.photo_type_id = $2"
+        )))
+        .bind(photo.student_id.0)
+        .bind(photo.photo_type_id.0)
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+        let id = match existing.as_ref().map(submission_row).transpose()? {
+            Some(s) if s.photo_id == photo.id && s.status != Status::Rejected => return Ok(s.id),
+            // A rejected photo comes back only as a new upload; an approved one is final.
+            Some(s) if s.photo_id == photo.id || !s.status.replaceable() => return Err(DbError::State),
+            Some(s) => {
+                sqlx::query(
+                    "UPDATE submissions SET photo_id = $1, status = $2, submitted_at = $3, decided_at = NULL, \
+                     reviewer_id = NULL, reasons = '', note = '' WHERE id = $4",
+                )
+                .bind(photo.id.0)
+                .bind(status.as_str())
+                .bind(now_ms())
+                .bind(s.id.0)
+                .execute(&mut *tx.tx)
+                .await?;
+                // The photo it named is no longer anyone's: the next upload's clean-up removes it with its files.
+                s.id
+            }
+            None => {
+                let r = sqlx::query(
+                    "INSERT INTO submissions (student_id, photo_type_id, photo_id, status, submitted_at) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(photo.student_id.0)
+                .bind(photo.photo_type_id.0)
+                .bind(photo.id.0)
+                .bind(status.as_str())
+                .bind(now_ms())
+                .fetch_one(&mut *tx.tx)
+                .await?;
+                SubmissionId(r.try_get("id")?)
+            }
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn submission(&self, id: SubmissionId) -> Result<Submission> {
+        let r = sqlx::query(AssertSqlSafe(format!("SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.id = $1")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        submission_row(&r.ok_or(DbError::NotFound)?)
+    }
+
+    pub async fn submissions_of(&self, student: StudentId) -> Result<Vec<Submission>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.student_id = $1 ORDER BY s.photo_type_id"
+        )))
+        .bind(student.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(submission_row).collect()
+    }
+
+    /// The review queue of a school in submit order: waiting ones and those a reviewer has opened.
+    pub async fn queue(&self, school: SchoolId, limit: i64) -> Result<Vec<QueueItem>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {SUBMISSION_COLUMNS}, st.student_no, st.name, st.college, st.school_id FROM submissions s \
+             JOIN students st ON st.id = s.student_id WHERE st.school_id = $1 \
+             AND s.status IN ('submitted', 'in_review') ORDER BY s.submitted_at, s.id LIMIT $2"
+        )))
+        .bind(school.0)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QueueItem {
+                    submission: submission_row(r)?,
+                    student_no: r.try_get("student_no")?,
+                    name: r.try_get("name")?,
+                    college: r.try_get("college")?,
+                    school_id: SchoolId(r.try_get("school_id")?),
+                })
+            })
+            .collect()
+    }
+
+    /// The school a submission belongs to, for authorisation.
+    pub async fn submission_school(&self, id: SubmissionId) -> Result<SchoolId> {
+        let r = sqlx::query(
+            "SELECT st.school_id FROM submissions s JOIN students st ON st.id = s.student_id WHERE s.id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(SchoolId(r.ok_or(DbError::NotFound)?.try_get("school_id")?))
+    }
+
+    /// Marks a waiting submission as opened by `reviewer`.
+    pub async fn open_for_review(&self, id: SubmissionId, reviewer: StaffId) -> Result<()> {
+        sqlx::query(
+            "UPDATE submissions SET status = 'in_review', reviewer_id = $1 WHERE id = $2 AND status = 'submitted'",
+        )
+        .bind(reviewer.0)
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Approves the submission of `photo` (not a photo that replaced it meanwhile), with the registered file, and
+    /// queues the student's notice, in one transaction.
+    pub async fn approve(
+        &self,
+        id: SubmissionId,
+        photo: PhotoId,
+        reviewer: StaffId,
+        registered: &BlobMeta,
+        notice: (&str, &str),
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        insert_blob(&mut tx, "registered", registered).await?;
+        let done = sqlx::query(
+            "UPDATE submissions SET status = 'approved', decided_at = $1, reviewer_id = $2, registered_key = $3, \
+             reasons = '', note = '' WHERE id = $4 AND photo_id = $5 AND status IN ('submitted', 'in_review')",
+        )
+        .bind(now_ms())
+        .bind(reviewer.0)
+        .bind(registered.key.as_str())
+        .bind(id.0)
+        .bind(photo.0)
+        .execute(&mut *tx.tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::State);
+        }
+        enqueue(&mut tx, id, notice).await?;
+        tx.commit().await
+    }
+
+    pub async fn reject(
+        &self,
+        id: SubmissionId,
+        photo: PhotoId,
+        reviewer: StaffId,
+        reasons: &str,
+        note: &str,
+        notice: (&str, &str),
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE submissions SET status = 'rejected', decided_at = $1, reviewer_id = $2, reasons = $3, note = $4 \
+             WHERE id = $5 AND photo_id = $6 AND status IN ('submitted', 'in_review')",
+        )
+        .bind(now_ms())
+        .bind(reviewer.0)
+        .bind(reasons)
+        .bind(note)
+        .bind(id.0)
+        .bind(photo.0)
+        .execute(&mut *tx.tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::State);
+        }
+        enqueue(&mut tx, id, notice).await?;
+        tx.commit().await
+    }
+
+    /// Approved (and, with `again`, already exported) submissions of a school, optionally one college's.
+    pub async fn exportable(&self, school: SchoolId, college: Option<&str>, again: bool) -> Result<Vec<ExportItem>> {
+        let statuses = if again { "('approved', 'exported')" } else { "('approved')" };
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT s.id, s.student_id, s.registered_key, st.school_id, st.student_no, st.name, st.id_kind, \
+             st.id_cipher, st.college, st.degree_level FROM submissions s JOIN students st ON st.id = s.student_id \
+             JOIN photo_types t ON t.id = s.photo_type_id \
+             WHERE st.school_id = $1 AND s.status IN {statuses} AND t.code = 'degree' \
+             AND ($2 = '' OR st.college = $2) AND s.registered_key IS NOT NULL ORDER BY st.student_no"
+        )))
+        .bind(school.0)
+        .bind(college.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExportItem {
+                    submission_id: SubmissionId(r.try_get("id")?),
+                    student_id: StudentId(r.try_get("student_id")?),
+                    school_id: SchoolId(r.try_get("school_id")?),
+                    student_no: r.try_get("student_no")?,
+                    name: r.try_get("name")?,
+                    id_kind: r.try_get("id_kind")?,
+                    id_cipher: r.try_get("id_cipher")?,
+                    college: r.try_get("college")?,
+                    degree_level: r.try_get("degree_level")?,
+                    registered_key: key(r.try_get("registered_key")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks exported and tells each student, once the archive has been written whole.
+    pub async fn mark_exported(&self, ids: &[SubmissionId], notice: (&str, &str)) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        for id in ids {
+            let done = sqlx::query(
+                "UPDATE submissions SET status = 'exported', exported_at = $1 WHERE id = $2 AND status = 'approved'",
+            )
+            .bind(now)
+            .bind(id.0)
+            .execute(&mut *tx.tx)
+            .await?;
+            if done.rows_affected() > 0 {
+                enqueue(&mut tx, *id, notice).await?;
+            }
+        }
+        tx.commit().await
+    }
+}
+
+async fn enqueue(tx: &mut Tx<'_>, submission: SubmissionId, (title, body): (&str, &str)) -> Result<()> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO outbox (student_id, channel, title, body, next_attempt_at, created_at) \
+         SELECT student_id, 'site', $1, $2, $3, $3 FROM submissions WHERE id = $4",
+    )
+    .bind(title)
+    .bind(body)
+    .bind(now)
+    .bind(submission.0)
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Outbox and notifications
+// ---------------------------------------------------------------------------------------------------------------
+
+impl Db {
+    pub async fn due_outbox(&self, limit: i64) -> Result<Vec<OutboxItem>> {
+        let rows = sqlx::query(
+            "SELECT id, student_id, channel, title, body, attempts FROM outbox \
+             WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
+        )
+        .bind(now_ms())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxItem {
+                    id: OutboxId(r.try_get("id")?),
+                    student_id: StudentId(r.try_get("student_id")?),
+                    channel: r.try_get("channel")?,
+                    title: r.try_get("title")?,
+                    body: r.try_get("body")?,
+                    attempts: r.try_get("attempts")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn outbox_delivered(&self, id: OutboxId) -> Result<()> {
+        sqlx::query("UPDATE outbox SET delivered_at = $1, attempts = attempts + 1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_failed(&self, id: OutboxId, error: &str, retry_at: i64) -> Result<()> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3")
+            .bind(error)
+            .bind(retry_at)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_pending(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE delivered_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+
+    /// The in-site channel: a notification row, once per outbox item however often delivery is retried.
+    pub async fn notify_in_site(&self, item: &OutboxItem) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO notifications (student_id, outbox_id, title, body, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (outbox_id) DO NOTHING",
+        )
+        .bind(item.student_id.0)
+        .bind(item.id.0)
+        .bind(&item.title)
+        .bind(&item.body)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn notifications(&self, student: StudentId, limit: i64) -> Result<Vec<Notification>> {
+        let rows = sqlx::query(
+            "SELECT title, body, created_at FROM notifications WHERE student_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(student.0)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Notification {
+                    title: r.try_get("title")?,
+                    body: r.try_get("body")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Progress and audit
+// ---------------------------------------------------------------------------------------------------------------
+
+impl Db {
+    pub async fn progress(&self, school: SchoolId) -> Result<Progress> {
+        let mut p = Progress {
+            students: sqlx::query("SELECT COUNT(*) AS n FROM students WHERE school_id = $1")
+                .bind(school.0)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?,
+            ..Progress::default()
+        };
+        let rows = sqlx::query(
+            "SELECT s.status, COUNT(*) AS n FROM submissions s JOIN students st ON st.id = s.student_id \
+             JOIN photo_types t ON t.id = s.photo_type_id WHERE st.school_id = $1 AND t.code = 'degree' \
+             GROUP BY s.status",
+        )
+        .bind(school.0)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut submitted = 0;
+        for status in Status::ALL {
+            let n = rows
+                .iter()
+                .find(|r| r.try_get::<String, _>("status").is_ok_and(|s| s == status.as_str()))
+                .map_or(Ok(0), |r| r.try_get::<i64, _>("n"))?;
+            submitted += n;
+            p.by_status.push((status.as_str().to_string(), n));
+        }
+        p.not_submitted = p.students - submitted;
+        let rows = sqlx::query(
+            "SELECT COALESCE(st.college, '') AS college, COUNT(*) AS n, \
+             COUNT(CASE WHEN s.status IN ('approved', 'exported') THEN 1 END) AS approved, \
+             COUNT(s.id) AS submitted \
+             FROM students st LEFT JOIN submissions s ON s.student_id = st.id AND s.photo_type_id IN \
+             (SELECT id FROM photo_types WHERE school_id = $1 AND code = 'degree') \
+             WHERE st.school_id = $1 GROUP BY COALESCE(st.college, '') ORDER BY college",
+        )
+        .bind(school.0)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &rows {
+            p.by_college.push(CollegeProgress {
+                college: r.try_get("college")?,
+                students: r.try_get("n")?,
+                approved: r.try_get("approved")?,
+                submitted: r.try_get("submitted")?,
+            });
+        }
+        // Failing rules of the latest photo of each student (submitted or not): what students struggle with.
+        let rows = sqlx::query(
+            "SELECT p.failing FROM photos p JOIN students st ON st.id = p.student_id WHERE st.school_id = $1 \
+             AND p.failing <> '' AND p.id IN (SELECT MAX(id) FROM photos GROUP BY student_id, photo_type_id)",
+        )
+        .bind(school.0)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_rule: HashMap<String, i64> = HashMap::new();
+        for r in &rows {
+            let failing: String = r.try_get("failing")?;
+            for id in failing.split(',').filter(|s| !s.is_empty()) {
+                *by_rule.entry(id.to_string()).or_default() += 1;
+            }
+        }
+        let mut by_rule: Vec<_> = by_rule.into_iter().collect();
+        by_rule.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        p.by_rule = by_rule;
+        Ok(p)
+    }
+
+    /// Writes one audit entry. `detail` must hold no personal data (ids and counts, not names or numbers).
+    pub async fn audit(&self, actor: &str, action: &str, school: Option<SchoolId>, detail: &str) -> Result<()> {
+        sqlx::query("INSERT INTO audit (at, actor, action, school_id, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(now_ms())
+            .bind(actor)
+            .bind(action)
+            .bind(school.map(|s| s.0))
+            .bind(detail)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn audit_log(&self, school: Option<SchoolId>, limit: i64) -> Result<Vec<AuditEntry>> {
+        let rows = match school {
+            Some(s) => {
+                sqlx::query("SELECT * FROM audit WHERE school_id = $1 ORDER BY id DESC LIMIT $2")
+                    .bind(s.0)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM audit ORDER BY id DESC LIMIT $1").bind(limit).fetch_all(&self.pool).await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    school_id: r.try_get::<Option<i64>, _>("school_id")?.map(SchoolId),
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every key the metadata names, for recovery and consistency checks.
+    pub async fn blob_keys(&self) -> Result<Vec<BlobKey>> {
+        let rows = sqlx::query("SELECT key FROM blobs ORDER BY key").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| key(r.try_get("key")?)).collect()
+    }
+
+    /// Keys that rows of photos and submissions name but the blobs table lacks (should be none).
+    pub async fn dangling_references(&self) -> Result<i64> {
+        Ok(sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM photos WHERE original_key NOT IN (SELECT key FROM blobs)) + \
+             (SELECT COUNT(*) FROM photos WHERE annotated_key IS NOT NULL AND annotated_key NOT IN (SELECT key FROM blobs)) + \
+             (SELECT COUNT(*) FROM submissions WHERE registered_key IS NOT NULL AND registered_key NOT IN (SELECT key FROM blobs)) AS n",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?)
+    }
+}

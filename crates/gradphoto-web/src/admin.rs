@@ -1,0 +1,419 @@
+//! Admins: schools (super-admin), and for a school its progress, roster import, staff, fees, device bindings,
+//! the export of approved registered photos, and the audit log. A school admin sees only their own school.
+
+use std::io::Write;
+
+use axum::body::Body;
+use axum::extract::{Form, Multipart, Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use gradphoto_core::{Message, Rule};
+use gradphoto_store::db::{NewSchool, Role, StudentUpsert};
+use gradphoto_store::{SchoolId, StudentId};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{self, StaffSession};
+use crate::error::{AppError, AppResult, done, wants_json};
+use crate::review::{merge, staff_ctx};
+use crate::state::AppState;
+
+pub async fn index(State(state): State<AppState>, s: StaffSession) -> AppResult<Response> {
+    match (s.staff.role, s.staff.school_id) {
+        (Role::SuperAdmin, _) => {}
+        (Role::SchoolAdmin, Some(own)) if !wants_json() => {
+            return Ok(Redirect::to(&format!("/admin/schools/{own}")).into_response());
+        }
+        (Role::SchoolAdmin, Some(_)) => {}
+        _ => return Err(AppError::Forbidden),
+    }
+    let regions = state.db.regions().await?;
+    let schools: Vec<serde_json::Value> = state
+        .db
+        .schools(None)
+        .await?
+        .into_iter()
+        .filter(|x| s.can_see(x.id))
+        .map(|x| {
+            let region = regions.iter().find(|r| r.id == x.region_id).map(|r| format!("{} {}", r.province, r.city));
+            json!({ "id": x.id, "code": x.code, "name": x.name, "fee_cents": x.fee_cents, "region": region })
+        })
+        .collect();
+    if wants_json() {
+        return Ok(axum::Json(json!({ "schools": schools })).into_response());
+    }
+    Ok(state.views.render("admin.html", merge(staff_ctx(&s), json!({ "schools": schools })))?.into_response())
+}
+
+#[derive(Deserialize)]
+pub struct NewSchoolForm {
+    province: String,
+    city: String,
+    code: String,
+    name: String,
+    #[serde(default)]
+    fee: String,
+    #[serde(default)]
+    admin_username: String,
+    #[serde(default)]
+    admin_password: String,
+}
+
+fn invalid(zh: &str, en: &str) -> AppError {
+    AppError::BadRequest("form.invalid", Message::new(zh, en))
+}
+
+/// "12.5" yuan → 1250 cents.
+fn parse_fee(text: &str) -> Option<i64> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Some(0);
+    }
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    if frac.len() > 2 || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let yuan: i64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let cents: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().ok()? };
+    yuan.checked_mul(100)?.checked_add(cents).filter(|c| *c <= 10_000_000)
+}
+
+pub async fn create_school(
+    State(state): State<AppState>,
+    s: StaffSession,
+    Form(f): Form<NewSchoolForm>,
+) -> AppResult<Response> {
+    s.require_super()?;
+    let code = f.code.trim();
+    if code.len() < 2 || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(invalid("学校代码为 2–32 位字母、数字、- 或 _", "a school code is 2–32 letters, digits, - or _"));
+    }
+    if f.name.trim().is_empty() || f.province.trim().is_empty() || f.city.trim().is_empty() {
+        return Err(invalid("请填写省、市和学校名称", "fill in province, city and name"));
+    }
+    let fee = parse_fee(&f.fee).ok_or_else(|| invalid("费用格式不正确", "the fee is not a number of yuan"))?;
+    let region = state.db.upsert_region(f.province.trim(), f.city.trim()).await?;
+    let new = NewSchool {
+        region_id: region,
+        code: code.to_string(),
+        name: f.name.trim().to_string(),
+        fee_cents: fee,
+        opens_at: None,
+        closes_at: None,
+        backgrounds: "light_blue".into(),
+    };
+    let id = state.db.create_school(&new).await?;
+    if !f.admin_username.trim().is_empty() {
+        if f.admin_password.chars().count() < 8 {
+            return Err(invalid("管理员密码至少 8 位", "the admin password needs 8 or more characters"));
+        }
+        let hash = auth::hash_password(f.admin_password).await?;
+        state.db.create_staff(f.admin_username.trim(), Role::SchoolAdmin, Some(id), &hash).await?;
+    }
+    state.db.audit(&s.actor(), "school.create", Some(id), &format!("code:{code}")).await?;
+    Ok(done(&format!("/admin/schools/{id}"), json!({ "school": id })))
+}
+
+#[derive(Deserialize)]
+pub struct SchoolQuery {
+    q: Option<String>,
+}
+
+fn pct(n: i64, of: i64) -> i64 {
+    if of <= 0 { 0 } else { (n * 100 / of).clamp(0, 100) }
+}
+
+pub async fn school_page(
+    State(state): State<AppState>,
+    s: StaffSession,
+    Path(id): Path<i64>,
+    Query(q): Query<SchoolQuery>,
+) -> AppResult<Response> {
+    let id = SchoolId(id);
+    s.require_admin(id)?;
+    render_school(&state, &s, id, q.q.as_deref(), None, None).await
+}
+
+async fn render_school(
+    state: &AppState,
+    s: &StaffSession,
+    id: SchoolId,
+    q: Option<&str>,
+    import: Option<serde_json::Value>,
+    message: Option<&str>,
+) -> AppResult<Response> {
+    let school = state.db.school(id).await?;
+    let progress = state.db.progress(id).await?;
+    if wants_json() {
+        return Ok(axum::Json(json!({ "school": school, "progress": progress, "import": import })).into_response());
+    }
+    let total = progress.students.max(1);
+    let statuses: Vec<serde_json::Value> = progress
+        .by_status
+        .iter()
+        .map(|(st, n)| {
+            let (zh, en) = crate::photos::status_text(st);
+            json!({ "id": st, "zh": zh, "en": en, "n": n, "pct": pct(*n, total) })
+        })
+        .collect();
+    let most = progress.by_rule.first().map_or(1, |r| r.1);
+    let rules: Vec<serde_json::Value> = progress
+        .by_rule
+        .iter()
+        .map(|(r, n)| {
+            let zh = Rule::from_id(r).map_or("", |x| x.title().0);
+            json!({ "id": r, "zh": zh, "n": n, "pct": pct(*n, most) })
+        })
+        .collect();
+    let found = match q.map(str::trim).filter(|q| !q.is_empty()) {
+        Some(no) => state.db.student_by_no(id, no).await?.into_iter().collect::<Vec<_>>(),
+        None => state.db.students(id, 50, 0).await?,
+    };
+    let found: Vec<serde_json::Value> = found
+        .iter()
+        .map(|st| json!({ "id": st.id, "student_no": st.student_no, "name": st.name, "college": st.college, "paid": st.paid }))
+        .collect();
+    let staff: Vec<serde_json::Value> =
+        state.db.staff_of_school(id).await?.iter().map(|x| json!({ "username": x.username, "role": x.role })).collect();
+    let audit = state.db.audit_log(Some(id), 50).await?;
+    let data = json!({ "school": school, "progress": progress, "statuses": statuses, "rules": rules,
+        "not_submitted_pct": pct(progress.not_submitted, total), "found": found, "q": q, "staff": staff,
+        "audit": audit, "import": import, "message": message });
+    Ok(state.views.render("school.html", merge(staff_ctx(s), data))?.into_response())
+}
+
+pub async fn import_roster(
+    State(state): State<AppState>,
+    s: StaffSession,
+    Path(id): Path<i64>,
+    mut multipart: Multipart,
+) -> AppResult<Response> {
+    let id = SchoolId(id);
+    s.require_admin(id)?;
+    let bytes = crate::student::read_file_field(&mut multipart, "roster", state.config.max_roster).await?;
+    let parsed =
+        tokio::task::spawn_blocking(move || crate::roster_file::parse(&bytes)).await.map_err(AppError::internal)?;
+    let roster = parsed.map_err(|e| AppError::BadRequest(e.code, e.message))?;
+    let vault = state.vault.clone();
+    let rows: Vec<StudentUpsert> = roster
+        .rows
+        .iter()
+        .map(|r| {
+            let kind =
+                serde_json::to_value(r.id_kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            StudentUpsert {
+                student_no: r.student_no.clone(),
+                name: r.name.clone(),
+                id_cipher: vault.seal(&crate::public::id_context(id, &kind), r.id_number.as_str()),
+                id_hash: vault.lookup_hash(r.id_number.as_str()),
+                id_kind: kind,
+                college: r.college.clone(),
+                degree_level: r.degree_level.clone(),
+            }
+        })
+        .collect();
+    let counts = state.db.import_students(id, &rows).await?;
+    let errors: Vec<serde_json::Value> =
+        roster.errors.iter().map(|e| json!({ "line": e.line, "code": e.code, "message": e.message })).collect();
+    state
+        .db
+        .audit(
+            &s.actor(),
+            "roster.import",
+            Some(id),
+            &format!(
+                "created:{} updated:{} unchanged:{} errors:{}",
+                counts.created,
+                counts.updated,
+                counts.unchanged,
+                errors.len()
+            ),
+        )
+        .await?;
+    let import = json!({ "created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged,
+        "errors": errors, "encoding": roster.encoding });
+    render_school(&state, &s, id, None, Some(import), None).await
+}
+
+#[derive(Deserialize)]
+pub struct StaffForm {
+    username: String,
+    password: String,
+    role: String,
+}
+
+pub async fn add_staff(
+    State(state): State<AppState>,
+    s: StaffSession,
+    Path(id): Path<i64>,
+    Form(f): Form<StaffForm>,
+) -> AppResult<Response> {
+    let id = SchoolId(id);
+    s.require_admin(id)?;
+    let role = match Role::parse(&f.role) {
+        Some(r @ (Role::Reviewer | Role::SchoolAdmin)) => r,
+        _ => return Err(invalid("角色无效", "invalid role")),
+    };
+    if f.username.trim().is_empty() || f.password.chars().count() < 8 {
+        return Err(invalid("用户名不能为空，密码至少 8 位", "a user name and a password of 8 or more characters"));
+    }
+    let hash = auth::hash_password(f.password).await?;
+    let staff = state.db.create_staff(f.username.trim(), role, Some(id), &hash).await?;
+    state.db.audit(&s.actor(), "staff.create", Some(id), &format!("staff:{staff} role:{}", role.as_str())).await?;
+    Ok(done(&format!("/admin/schools/{id}"), json!({ "staff": staff })))
+}
+
+async fn own_student(
+    state: &AppState,
+    s: &StaffSession,
+    school: i64,
+    student: i64,
+) -> AppResult<(SchoolId, StudentId)> {
+    let school = SchoolId(school);
+    s.require_admin(school)?;
+    let st = state.db.student(StudentId(student)).await?;
+    if st.school_id != school {
+        return Err(AppError::NotFound);
+    }
+    Ok((school, st.id))
+}
+
+pub async fn mark_paid(
+    State(state): State<AppState>,
+    s: StaffSession,
+    Path((school, student)): Path<(i64, i64)>,
+) -> AppResult<Response> {
+    let (school, student) = own_student(&state, &s, school, student).await?;
+    let fee = state.db.school(school).await?.fee_cents;
+    state.db.mark_paid(student, "offline", &format!("marked by staff:{}", s.staff.id), fee).await?;
+    state.db.audit(&s.actor(), "payment.offline", Some(school), &format!("student:{student}")).await?;
+    Ok(done(&format!("/admin/schools/{school}"), json!({ "ok": true })))
+}
+
+pub async fn unbind(
+    State(state): State<AppState>,
+    s: StaffSession,
+    Path((school, student)): Path<(i64, i64)>,
+) -> AppResult<Response> {
+    let (school, student) = own_student(&state, &s, school, student).await?;
+    state.db.unbind_device(student).await?;
+    state.db.delete_sessions_of("student", student.0).await?;
+    state.db.audit(&s.actor(), "binding.release", Some(school), &format!("student:{student}")).await?;
+    Ok(done(&format!("/admin/schools/{school}"), json!({ "ok": true })))
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    college: Option<String>,
+    /// Include photos exported before (a repeat delivery).
+    #[serde(default)]
+    again: bool,
+}
+
+/// Sends chunks of the archive to the response as they are written.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 256 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.buf);
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+/// The approved registered photos of a school (or one college) as a ZIP streamed while it is written:
+/// `<ID number>.jpg` each, and `manifest.csv`. The submissions are marked exported only once the archive was
+/// written whole; a download cut short changes nothing.
+pub async fn export(
+    State(state): State<AppState>,
+    s: StaffSession,
+    Path(id): Path<i64>,
+    Query(q): Query<ExportQuery>,
+) -> AppResult<Response> {
+    let id = SchoolId(id);
+    s.require_admin(id)?;
+    let school = state.db.school(id).await?;
+    let college = q.college.filter(|c| !c.is_empty());
+    let items = state.db.exportable(id, college.as_deref(), q.again).await?;
+    state
+        .db
+        .audit(&s.actor(), "export", Some(id), &format!("photos:{} college:{}", items.len(), college.is_some()))
+        .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let worker_state = state.clone();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let state = worker_state;
+        let mut writer = ChannelWriter { tx: tx.clone(), buf: Vec::new() };
+        let result = (|| -> Result<Vec<gradphoto_store::SubmissionId>, String> {
+            let mut zip = zip::ZipWriter::new_stream(&mut writer);
+            let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+            let mut manifest = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
+            manifest
+                .write_record(["证件号码", "学号", "姓名", "证件类型", "学院", "学历层次", "文件", "sha256"])
+                .map_err(|e| e.to_string())?;
+            let mut done = Vec::new();
+            for item in &items {
+                let context = crate::public::id_context(item.school_id, &item.id_kind);
+                let number = state.vault.open(&context, &item.id_cipher).map_err(|e| e.to_string())?;
+                let bytes = runtime.block_on(state.store.get(&item.registered_key)).map_err(|e| e.to_string())?;
+                let name = format!("{number}.jpg");
+                // JPEGs do not compress further: stored, not deflated.
+                zip.start_file(name.as_str(), stored).map_err(|e| e.to_string())?;
+                zip.write_all(&bytes).map_err(|e| e.to_string())?;
+                manifest
+                    .write_record([
+                        number.as_str(),
+                        &item.student_no,
+                        &item.name,
+                        &item.id_kind,
+                        item.college.as_deref().unwrap_or(""),
+                        item.degree_level.as_deref().unwrap_or(""),
+                        &name,
+                        &gradphoto_store::blob::sha256_hex(&bytes),
+                    ])
+                    .map_err(|e| e.to_string())?;
+                done.push(item.submission_id);
+            }
+            let manifest = manifest.into_inner().map_err(|e| e.to_string())?;
+            zip.start_file("manifest.csv", zip::write::SimpleFileOptions::default()).map_err(|e| e.to_string())?;
+            zip.write_all(&manifest).map_err(|e| e.to_string())?;
+            zip.finish().map_err(|e| e.to_string())?;
+            Ok(done)
+        })();
+        match result.and_then(|ids| writer.flush().map(|()| ids).map_err(|e| e.to_string())) {
+            Ok(ids) => {
+                let notice = ("照片已上报", "您的注册照片已提交学籍学历注册。Your photo was sent to the registry.");
+                if runtime.block_on(state.db.mark_exported(&ids, notice)).is_ok() {
+                    state.outbox_wake.notify_one();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(school = id.0, "export stopped: {e}");
+                let _ = tx.blocking_send(Err(std::io::Error::other("export stopped")));
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let file = format!("attachment; filename=\"{}-photos.zip\"", school.code);
+    Ok((
+        [(header::CONTENT_TYPE, "application/zip".to_string()), (header::CONTENT_DISPOSITION, file)],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

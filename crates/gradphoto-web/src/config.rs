@@ -1,0 +1,143 @@
+//! The service's configuration: typed, every field with a documented default, read from `<data>/config.toml`
+//! (unknown keys refused, so a typo is an error, not a silent default) and then from `GRADPHOTO_*` variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("the variable {name} is not valid: {value:?}")]
+    Env { name: &'static str, value: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on. Default `127.0.0.1:8080`; env `GRADPHOTO_LISTEN`.
+    pub listen: SocketAddr,
+    /// Database address: `sqlite:PATH` or `postgres://…`. Default `sqlite:<data>/gradphoto.db`; env
+    /// `GRADPHOTO_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// Folder of the byte store. Default `<data>/store`; env `GRADPHOTO_STORE`.
+    pub store_dir: Option<PathBuf>,
+    /// Folder holding the face-model cache (`models/…`). Default the data folder; env `GRADPHOTO_MODELS`.
+    pub models_dir: Option<PathBuf>,
+    /// Mark session cookies `Secure` (sent over HTTPS only). Default true; set false only for plain-HTTP use on
+    /// a trusted network. Browsers treat `http://localhost` as secure, so local use works either way. Env
+    /// `GRADPHOTO_COOKIE_SECURE`.
+    pub cookie_secure: bool,
+    /// Largest upload in bytes, checked while the body streams in. Default 20 MiB (the checker's own limit);
+    /// env `GRADPHOTO_MAX_UPLOAD`.
+    pub max_upload: usize,
+    /// Largest roster file in bytes. Default 50 MiB.
+    pub max_roster: usize,
+    /// Session lifetime in minutes. Default 720 (a working day).
+    pub session_minutes: i64,
+    /// Failed logins that lock an account. Default 5.
+    pub lockout_failures: i64,
+    /// How long a locked account stays locked, in minutes. Default 15.
+    pub lockout_minutes: i64,
+    /// Login attempts allowed per client address per minute, across accounts. Default 30.
+    pub login_rate_per_minute: u32,
+    /// Photo checks run at once (each takes one core for ~30 ms). Default: the number of cores.
+    pub check_workers: Option<usize>,
+    /// The seal key ring for registered files (`id:base64[,…]`); default the one in `<data>/keys.toml`.
+    pub seal_keys: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            store_dir: None,
+            models_dir: None,
+            cookie_secure: true,
+            max_upload: 20 * 1024 * 1024,
+            max_roster: 50 * 1024 * 1024,
+            session_minutes: 720,
+            lockout_failures: 5,
+            lockout_minutes: 15,
+            login_rate_per_minute: 30,
+            check_workers: None,
+            seal_keys: None,
+        }
+    }
+}
+
+fn env_parse<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>, ConfigError> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|_| ConfigError::Env { name, value: v }),
+        _ => Ok(None),
+    }
+}
+
+impl Config {
+    /// `<data>/config.toml` if present, then the environment.
+    pub fn load(data: &Path) -> Result<Config, ConfigError> {
+        let path = data.join("config.toml");
+        let mut config = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse { path, source: Box::new(e) })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        if let Some(v) = env_parse("GRADPHOTO_LISTEN")? {
+            config.listen = v;
+        }
+        if let Some(v) = env_parse::<String>("GRADPHOTO_DATABASE_URL")? {
+            config.database_url = Some(v);
+        }
+        if let Some(v) = env_parse::<PathBuf>("GRADPHOTO_STORE")? {
+            config.store_dir = Some(v);
+        }
+        if let Some(v) = env_parse::<PathBuf>("GRADPHOTO_MODELS")? {
+            config.models_dir = Some(v);
+        }
+        if let Some(v) = env_parse("GRADPHOTO_COOKIE_SECURE")? {
+            config.cookie_secure = v;
+        }
+        if let Some(v) = env_parse("GRADPHOTO_MAX_UPLOAD")? {
+            config.max_upload = v;
+        }
+        Ok(config)
+    }
+
+    pub fn database_url(&self, data: &Path) -> String {
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite:{}", data.join("gradphoto.db").display()))
+    }
+
+    pub fn store_dir(&self, data: &Path) -> PathBuf {
+        self.store_dir.clone().unwrap_or_else(|| data.join("store"))
+    }
+
+    pub fn models_dir(&self, data: &Path) -> PathBuf {
+        self.models_dir.clone().unwrap_or_else(|| data.to_path_buf())
+    }
+
+    pub fn check_workers(&self) -> usize {
+        self.check_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_defaults_and_typos_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), "listen = \"0.0.0.0:9000\"\ncookie_secure = false\n").unwrap();
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert!(!c.cookie_secure);
+        assert_eq!(c.lockout_failures, 5);
+        std::fs::write(dir.path().join("config.toml"), "lisen = \"0.0.0.0:9000\"\n").unwrap();
+        assert!(Config::load(dir.path()).is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! Checking an upload and turning reports into what pages show. The check and the drawing of the annotated
+//! picture run on the blocking pool, at most one per core at a time (a burst waits its turn rather than slowing
+//! every check down).
+
+use std::sync::Arc;
+
+use gradphoto_core::annotate::annotate;
+use gradphoto_core::judge::profile::BackgroundColor;
+use gradphoto_core::normalise;
+use gradphoto_core::{CheckOptions, Message, Profile, Report, Rule, Severity, Verdict};
+use gradphoto_store::db::School;
+use serde::Serialize;
+
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+/// The upload profile with the school's allowed background colours.
+pub fn upload_profile(school: &School) -> Profile {
+    let mut profile = Profile::upload();
+    let allowed: Vec<BackgroundColor> = school
+        .backgrounds
+        .split(',')
+        .filter_map(|c| serde_json::from_value(serde_json::json!(c.trim())).ok())
+        .collect();
+    if let Some(rule) = profile.rules.background_color.as_mut()
+        && !allowed.is_empty()
+    {
+        rule.allowed = allowed;
+    }
+    profile
+}
+
+pub struct CheckedUpload {
+    pub report: Report,
+    /// The annotated picture as JPEG, when the pixels could be decoded.
+    pub annotated: Option<Vec<u8>>,
+}
+
+/// Runs the full check of an upload.
+pub async fn check_upload(state: &AppState, bytes: Arc<Vec<u8>>, school: &School) -> AppResult<CheckedUpload> {
+    let profile = upload_profile(school);
+    let options = CheckOptions { models: Some(state.models.clone()), ..CheckOptions::default() };
+    let _permit = state.cpu.acquire().await.map_err(AppError::internal)?;
+    tokio::task::spawn_blocking(move || {
+        let checked = gradphoto_core::check("upload.jpg", &bytes, &profile, &options);
+        let annotated = checked.image.as_ref().and_then(|img| {
+            let picture = annotate(img, checked.person.as_ref(), checked.mask.as_ref(), &checked.report);
+            normalise::encode(&picture, 85.0).ok()
+        });
+        CheckedUpload { report: checked.report, annotated }
+    })
+    .await
+    .map_err(AppError::internal)
+}
+
+/// Rule ids that rejected or asked for a fix, for the progress charts.
+pub fn failing(report: &Report) -> String {
+    let ids: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| matches!(f.severity, Severity::Reject | Severity::Fixable))
+        .map(|f| f.rule.id())
+        .collect();
+    ids.join(",")
+}
+
+pub fn verdict_str(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::Fixable => "fixable",
+        Verdict::Review => "review",
+        Verdict::Reject => "reject",
+        Verdict::Error => "error",
+    }
+}
+
+pub fn verdict_text(v: Verdict) -> (&'static str, &'static str) {
+    match v {
+        Verdict::Pass => ("检测通过", "passes every check"),
+        Verdict::Fixable => {
+            ("基本合格：尺寸、裁剪等将由系统自动处理", "fine: size and framing are fixed automatically")
+        }
+        Verdict::Review => ("需人工确认的项目见下", "a reviewer will look at the points below"),
+        Verdict::Reject => {
+            ("不符合标准，请按提示重新拍摄或上传", "does not meet the standard; retake or upload another")
+        }
+        Verdict::Error => ("无法读取此文件，请上传 JPEG 照片", "this file cannot be read; upload a JPEG photo"),
+    }
+}
+
+/// A finding as pages show it.
+#[derive(Serialize)]
+pub struct FindingView {
+    pub rule: &'static str,
+    pub title_zh: &'static str,
+    pub title_en: &'static str,
+    pub severity: Severity,
+    pub message: Message,
+}
+
+/// Every finding, and those that are not a pass, worst first. Fixable findings are not shown to students as
+/// problems: normalisation repairs them (file size, crop, seal) without their doing anything.
+pub fn findings(report: &Report, for_student: bool) -> (Vec<FindingView>, Vec<FindingView>) {
+    let view = |f: &gradphoto_core::Finding| FindingView {
+        rule: f.rule.id(),
+        title_zh: f.rule.title().0,
+        title_en: f.rule.title().1,
+        severity: f.severity,
+        message: f.message.clone(),
+    };
+    let all: Vec<FindingView> = report.findings.iter().map(view).collect();
+    let mut problems: Vec<&gradphoto_core::Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity != Severity::Pass && !(for_student && f.severity == Severity::Fixable))
+        .collect();
+    problems.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    let mut problems: Vec<FindingView> = problems.into_iter().map(view).collect();
+    if let Some(e) = &report.error {
+        problems.insert(
+            0,
+            FindingView {
+                rule: "format.jpeg",
+                title_zh: Rule::FormatJpeg.title().0,
+                title_en: Rule::FormatJpeg.title().1,
+                severity: Severity::Reject,
+                message: e.message.clone(),
+            },
+        );
+    }
+    (all, problems)
+}
+
+/// The reasons a reviewer can give: every rule of the standard, by id.
+#[derive(Serialize)]
+pub struct ReasonView {
+    pub id: &'static str,
+    pub zh: &'static str,
+    pub en: &'static str,
+    pub flagged: bool,
+}
+
+pub fn reasons(report: Option<&Report>) -> Vec<ReasonView> {
+    Rule::ALL
+        .iter()
+        .map(|r| ReasonView {
+            id: r.id(),
+            zh: r.title().0,
+            en: r.title().1,
+            flagged: report
+                .is_some_and(|rep| rep.findings.iter().any(|f| f.rule == *r && f.severity == Severity::Reject)),
+        })
+        .collect()
+}
+
+/// Status of one photo type for a student, as words.
+pub fn status_text(status: &str) -> (&'static str, &'static str) {
+    match status {
+        "none" => ("未上传", "not uploaded"),
+        "draft" => ("未提交", "not submitted"),
+        "unpaid" => ("待缴费", "fee unpaid"),
+        "submitted" => ("待审核", "waiting for review"),
+        "in_review" => ("审核中", "in review"),
+        "approved" => ("已通过", "approved"),
+        "rejected" => ("未通过", "not approved"),
+        "exported" => ("已上报", "sent to the registry"),
+        _ => ("", ""),
+    }
+}
+
+/// Sniffs the upload: the bytes must start as a JPEG (SOI then a marker), whatever its name or type claims.
+pub fn looks_like_jpeg(bytes: &[u8]) -> bool {
+    bytes.len() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF
+}

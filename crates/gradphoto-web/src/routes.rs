@@ -1,0 +1,112 @@
+//! Every route, once: the router is built from this table and `/api/openapi.json` describes it, so the API
+//! description cannot drift from what is served. Each page's action is also an API call: send
+//! `Accept: application/json` and the same route answers JSON (with the CSRF token in `x-csrf-token`).
+
+/// Who may call a route (before the per-school and own-data checks inside the handler).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Anyone,
+    Student,
+    /// Reviewers, school admins and super-admins.
+    Staff,
+    /// School admins and super-admins.
+    Admin,
+    SuperAdmin,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+    pub summary: &'static str,
+    /// `form`, `multipart` or none.
+    pub body: Option<&'static str>,
+}
+
+macro_rules! routes {
+    ($($method:literal $path:literal $access:ident $body:expr, $summary:literal;)*) => {
+        pub const ROUTES: &[Route] = &[$(Route {
+            method: $method, path: $path, access: Access::$access, summary: $summary, body: $body,
+        },)*];
+    };
+}
+
+routes! {
+    "GET" "/" Anyone None, "Regions and the schools of one (`?region=`)";
+    "GET" "/healthz" Anyone None, "Liveness and database check";
+    "GET" "/api/openapi.json" Anyone None, "This description";
+    "GET" "/s/{code}/login" Anyone None, "Student sign-in page; sets the pre-session CSRF cookie";
+    "POST" "/s/{code}/login" Anyone Some("form"), "Student sign-in: username (student number), password";
+    "GET" "/staff/login" Anyone None, "Staff sign-in page";
+    "POST" "/staff/login" Anyone Some("form"), "Staff sign-in: username, password";
+    "POST" "/logout" Anyone Some("form"), "Sign out";
+    "GET" "/me" Student None, "The student's photo types, statuses, messages and the requirements";
+    "GET" "/me/password" Student None, "Password page";
+    "POST" "/me/password" Student Some("form"), "Change the password: current, new";
+    "GET" "/me/photos/{type}" Student None, "A photo type: the latest photo's check report, status, reasons";
+    "POST" "/me/photos/{type}" Student Some("multipart"), "Upload (field `photo`): checked at once, report returned";
+    "POST" "/me/photos/{type}/submit" Student Some("form"), "Submit the photo (`photo` id) for review";
+    "GET" "/me/photo/{photo}/{file}" Student None, "The student's own picture: original.jpg or annotated.jpg";
+    "GET" "/me/submissions/{submission}/registered.jpg" Student None, "The registered file once approved";
+    "GET" "/me/pay" Student None, "The fee and how to pay it";
+    "GET" "/review" Staff None, "The review queue of a school (`?school=` for super-admins)";
+    "GET" "/review/{submission}" Staff None, "One submission with its report; opens it for review";
+    "GET" "/review/{submission}/{file}" Staff None, "original.jpg, annotated.jpg or registered.jpg";
+    "POST" "/review/{submission}/approve" Staff Some("form"), "Approve: normalise, seal, store the registered file";
+    "POST" "/review/{submission}/reject" Staff Some("form"), "Reject with `reason` rule ids (repeatable) and a `note`";
+    "GET" "/admin" Admin None, "Schools visible to this admin";
+    "POST" "/admin/schools" SuperAdmin Some("form"), "Create a school (and its first admin)";
+    "GET" "/admin/schools/{school}" Admin None, "Progress, staff, students, audit log";
+    "POST" "/admin/schools/{school}/roster" Admin Some("multipart"), "Import a roster (field `roster`, CSV or XLSX)";
+    "POST" "/admin/schools/{school}/staff" Admin Some("form"), "Add a reviewer or school admin";
+    "POST" "/admin/schools/{school}/students/{student}/paid" Admin Some("form"), "Record an offline payment";
+    "POST" "/admin/schools/{school}/students/{student}/unbind" Admin Some("form"), "Release the device binding";
+    "GET" "/admin/schools/{school}/export.zip" Admin None, "Approved registered photos as ZIP + manifest.csv";
+}
+
+/// The OpenAPI 3.1 description of [`ROUTES`].
+pub fn openapi() -> serde_json::Value {
+    let mut paths = serde_json::Map::new();
+    for r in ROUTES {
+        let params: Vec<serde_json::Value> = r
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| serde_json::json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        let security = match r.access {
+            Access::Anyone => serde_json::json!([]),
+            _ => serde_json::json!([{ "session": [] }]),
+        };
+        let mut op = serde_json::json!({
+            "summary": r.summary,
+            "parameters": params,
+            "security": security,
+            "x-access": format!("{:?}", r.access),
+            "responses": {
+                "200": { "description": "JSON with `Accept: application/json`, else a page or a 303 redirect" },
+                "400": { "description": "`{error: {code, message: {zh, en}}}`" },
+                "401": { "description": "not signed in" },
+                "403": { "description": "another school's or another student's data" },
+                "404": { "description": "not found" }
+            }
+        });
+        if let Some(body) = r.body {
+            let media = if body == "multipart" { "multipart/form-data" } else { "application/x-www-form-urlencoded" };
+            op["requestBody"] = serde_json::json!({ "content": { media: { "schema": { "type": "object" } } } });
+            if let Some(p) = op["parameters"].as_array_mut() {
+                p.push(serde_json::json!({ "name": "x-csrf-token", "in": "header", "required": true, "schema": { "type": "string" } }));
+            }
+        }
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| serde_json::json!({}));
+        entry[r.method.to_ascii_lowercase()] = op;
+    }
+    serde_json::json!({
+        "openapi": "3.1.0",
+        "info": { "title": "gradphoto", "version": env!("CARGO_PKG_VERSION"),
+            "description": "Degree-certificate photo collection. Sign in with a form POST; the `gp_session` cookie and the returned `csrf` token authorise later calls." },
+        "components": { "securitySchemes": { "session": { "type": "apiKey", "in": "cookie", "name": "gp_session" } } },
+        "paths": paths
+    })
+}

@@ -1,0 +1,38 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use gradphoto_core::measure::face::models::FaceModels;
+use gradphoto_core::seal::Sealer;
+use gradphoto_store::{BlobStore, Db, Vault};
+
+use crate::auth::RateLimiter;
+use crate::config::Config;
+use crate::pay::PaymentProvider;
+use crate::views::Views;
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub db: Db,
+    pub store: Arc<dyn BlobStore>,
+    pub vault: Vault,
+    pub sealer: Arc<dyn Sealer>,
+    pub models: Arc<FaceModels>,
+    pub views: Views,
+    pub limiter: RateLimiter,
+    /// Bounds the CPU-heavy work (checks, normalisation) to the cores, so a burst queues instead of thrashing.
+    pub cpu: tokio::sync::Semaphore,
+    pub payments: Arc<dyn PaymentProvider>,
+    /// Wakes the outbox worker when a decision queued a message.
+    pub outbox_wake: tokio::sync::Notify,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,377 @@
+//! The student's pages: home with requirements and status, password, upload with the check report at once,
+//! submit, fee, and their own pictures. Every handler starts from [`StudentSession`]: a student sees only their
+//! own data, and ids in paths are checked to be theirs.
+
+use std::sync::Arc;
+
+use axum::extract::{Form, Multipart, Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use gradphoto_core::{Message, Report};
+use gradphoto_store::blob::sha256_hex;
+use gradphoto_store::db::{BlobMeta, NewPhoto, Photo, PhotoType, Status, Student};
+use gradphoto_store::{BlobKey, PhotoId, PhotoTypeId, SubmissionId, now_ms};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{self, StudentSession};
+use crate::error::{AppError, AppResult, done, wants_json};
+use crate::photos::{self, status_text, verdict_str, verdict_text};
+use crate::state::AppState;
+
+fn ctx(s: &StudentSession) -> serde_json::Value {
+    json!({ "who": s.student.name, "role": "student", "csrf": s.csrf, "student": {
+        "name": s.student.name, "student_no": s.student.student_no, "college": s.student.college } })
+}
+
+fn merge(mut base: serde_json::Value, more: serde_json::Value) -> serde_json::Value {
+    if let (Some(b), serde_json::Value::Object(m)) = (base.as_object_mut(), more) {
+        b.extend(m);
+    }
+    base
+}
+
+async fn own_type(state: &AppState, student: &Student, id: PhotoTypeId) -> AppResult<PhotoType> {
+    state.db.photo_types(student.school_id).await?.into_iter().find(|t| t.id == id).ok_or(AppError::NotFound)
+}
+
+/// The status word of a photo type for this student.
+fn type_status(photo: Option<&Photo>, submission: Option<&gradphoto_store::db::Submission>) -> &'static str {
+    match (submission, photo) {
+        (Some(s), _) => s.status.as_str(),
+        (None, Some(_)) => "draft",
+        (None, None) => "none",
+    }
+}
+
+pub async fn home(State(state): State<AppState>, s: StudentSession) -> AppResult<Response> {
+    if !s.student.password_changed && !wants_json() {
+        return Ok(Redirect::to("/me/password").into_response());
+    }
+    let school = state.db.school(s.student.school_id).await?;
+    let submissions = state.db.submissions_of(s.student.id).await?;
+    let mut types = Vec::new();
+    for t in state.db.photo_types(school.id).await? {
+        let photo = state.db.latest_photo(s.student.id, t.id).await?;
+        let sub = submissions.iter().find(|x| x.photo_type_id == t.id);
+        let status = type_status(photo.as_ref(), sub);
+        let (zh, en) = status_text(status);
+        types.push(json!({ "id": t.id, "code": t.code, "name_zh": t.name_zh, "name_en": t.name_en,
+            "status": status, "status_zh": zh, "status_en": en, "submission": sub }));
+    }
+    let notifications = state.db.notifications(s.student.id, 20).await?;
+    let fee_due = school.fee_cents > 0 && !s.student.paid;
+    let data = json!({ "school": school, "school_open": school.is_open(now_ms()), "types": types,
+        "notifications": notifications, "fee_due": fee_due, "paid": s.student.paid });
+    if wants_json() {
+        return Ok(axum::Json(data).into_response());
+    }
+    Ok(state.views.render("student.html", merge(ctx(&s), data))?.into_response())
+}
+
+pub async fn password_page(State(state): State<AppState>, s: StudentSession) -> AppResult<Response> {
+    let first = !s.student.password_changed;
+    Ok(state.views.render("password.html", merge(ctx(&s), json!({ "first": first })))?.into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current: String,
+    new: String,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    s: StudentSession,
+    Form(f): Form<PasswordForm>,
+) -> AppResult<Response> {
+    let current_ok = if s.student.password_changed {
+        auth::verify_password(f.current.clone(), s.student.password_hash.clone()).await
+    } else {
+        crate::public::initial_password_of(&state, &s.student).is_some_and(|p| auth::same(&p, f.current.trim()))
+    };
+    let error = if !current_ok {
+        Some(Message::new("当前密码不正确", "the current password is wrong"))
+    } else if f.new.chars().count() < 8 {
+        Some(Message::new("新密码至少 8 位", "the new password needs 8 or more characters"))
+    } else if crate::public::initial_password_of(&state, &s.student).is_some_and(|p| p == f.new) {
+        Some(Message::new("新密码不能与初始密码相同", "the new password must differ from the first one"))
+    } else {
+        None
+    };
+    if let Some(error) = error {
+        if wants_json() {
+            return Err(AppError::BadRequest("auth.password", error));
+        }
+        let page = state.views.render("password.html", merge(ctx(&s), json!({ "error": error })))?;
+        return Ok((axum::http::StatusCode::BAD_REQUEST, page).into_response());
+    }
+    let hash = auth::hash_password(f.new).await?;
+    state.db.set_student_password(s.student.id, &hash).await?;
+    state.db.audit(&format!("student:{}", s.student.id), "password.changed", Some(s.student.school_id), "").await?;
+    Ok(done("/me", json!({ "ok": true })))
+}
+
+pub async fn photo_page(
+    State(state): State<AppState>,
+    s: StudentSession,
+    Path(type_id): Path<i64>,
+) -> AppResult<Response> {
+    let t = own_type(&state, &s.student, PhotoTypeId(type_id)).await?;
+    let school = state.db.school(s.student.school_id).await?;
+    let photo = state.db.latest_photo(s.student.id, t.id).await?;
+    let submission = state.db.submissions_of(s.student.id).await?.into_iter().find(|x| x.photo_type_id == t.id);
+    let report: Option<Report> = photo.as_ref().and_then(|p| serde_json::from_str(&p.report).ok());
+    let status = type_status(photo.as_ref(), submission.as_ref());
+    let open = school.is_open(now_ms());
+    let can_upload = open && submission.as_ref().is_none_or(|x| x.status.replaceable());
+    // Submit is offered for a photo not yet submitted (a new one, or after a rejection), never for an unreadable file.
+    let can_submit = open
+        && photo.as_ref().is_some_and(|p| {
+            p.verdict != "error" && submission.as_ref().is_none_or(|x| x.photo_id != p.id && x.status.replaceable())
+        });
+    if wants_json() {
+        return Ok(axum::Json(json!({ "photo_type": t, "status": status, "photo": photo, "report": report,
+            "submission": submission, "can_upload": can_upload, "can_submit": can_submit }))
+        .into_response());
+    }
+    let (findings, problems) = report.as_ref().map(|r| photos::findings(r, true)).unwrap_or_default();
+    let verdict = report.as_ref().map(|r| verdict_text(r.verdict)).unwrap_or(("", ""));
+    let reasons: Vec<serde_json::Value> = submission
+        .as_ref()
+        .map(|x| {
+            x.reasons
+                .split(',')
+                .filter(|r| !r.is_empty())
+                .map(|id| {
+                    let (zh, en) = gradphoto_core::Rule::from_id(id).map_or(("其他", "other"), |r| r.title());
+                    json!({ "id": id, "zh": zh, "en": en })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (zh, en) = status_text(status);
+    let registered = submission.as_ref().is_some_and(|x| x.registered_key.is_some());
+    let data = json!({ "photo_type": t, "photo": photo, "report": report, "submission": submission,
+        "status": status, "status_zh": zh, "status_en": en, "findings": findings, "problems": problems,
+        "verdict_zh": verdict.0, "verdict_en": verdict.1, "reasons": reasons, "can_upload": can_upload,
+        "can_submit": can_submit, "registered": registered,
+        "max_upload_mb": state.config.max_upload / (1024 * 1024) });
+    Ok(state.views.render("photo.html", merge(ctx(&s), data))?.into_response())
+}
+
+/// Reads one file field, refusing more than `max` bytes as the body streams in.
+pub async fn read_file_field(multipart: &mut Multipart, name: &str, max: usize) -> AppResult<Vec<u8>> {
+    let too_large = || {
+        AppError::TooLarge(Message::new(
+            format!("文件超过 {} MB，请上传原图或较小的文件", max / (1024 * 1024)),
+            format!("the file is larger than {} MB", max / (1024 * 1024)),
+        ))
+    };
+    let broken = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            AppError::BadRequest(
+                "upload.incomplete",
+                Message::new("上传中断，请重试", "the upload was cut short; try again"),
+            )
+        }
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(broken)? {
+        if field.name() != Some(name) {
+            continue;
+        }
+        let mut buf = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(broken)? {
+            if buf.len() + chunk.len() > max {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        return Ok(buf);
+    }
+    Err(AppError::BadRequest("upload.missing", Message::new("请选择要上传的文件", "choose a file to upload")))
+}
+
+pub async fn upload(
+    State(state): State<AppState>,
+    s: StudentSession,
+    Path(type_id): Path<i64>,
+    mut multipart: Multipart,
+) -> AppResult<Response> {
+    let t = own_type(&state, &s.student, PhotoTypeId(type_id)).await?;
+    let school = state.db.school(s.student.school_id).await?;
+    if !school.is_open(now_ms()) {
+        return Err(closed());
+    }
+    let submission = state.db.submissions_of(s.student.id).await?.into_iter().find(|x| x.photo_type_id == t.id);
+    if submission.as_ref().is_some_and(|x| !x.status.replaceable()) {
+        return Err(AppError::Conflict(
+            "upload.locked",
+            Message::new("照片已在审核或已通过，不能更换", "the photo is in review or approved and cannot be replaced"),
+        ));
+    }
+    let bytes = read_file_field(&mut multipart, "photo", state.config.max_upload).await?;
+    if bytes.is_empty() {
+        return Err(AppError::BadRequest("upload.empty", Message::new("文件是空的", "the file is empty")));
+    }
+    if !photos::looks_like_jpeg(&bytes) {
+        return Err(AppError::BadRequest(
+            "upload.not_jpeg",
+            Message::new(
+                "这不是 JPEG 照片。请上传相机或手机拍摄的 JPG 原图（不要截图，不要 HEIC/PNG）。",
+                "this is not a JPEG photo; upload the camera's JPG original (no screenshots, HEIC or PNG)",
+            ),
+        ));
+    }
+    let bytes = Arc::new(bytes);
+    let checked = photos::check_upload(&state, bytes.clone(), &school).await?;
+    let photo = store_upload(&state, &s.student, t.id, &bytes, &checked).await?;
+    if wants_json() {
+        return Ok(axum::Json(json!({ "photo": photo, "report": checked.report })).into_response());
+    }
+    Ok(Redirect::to(&format!("/me/photos/{}", t.id)).into_response())
+}
+
+fn closed() -> AppError {
+    AppError::Conflict(
+        "school.closed",
+        Message::new("当前不在学校的采集时间内", "collection is closed at this school now"),
+    )
+}
+
+/// Stages the files, commits the row, then publishes: a crash anywhere leaves either no trace or a whole photo.
+async fn store_upload(
+    state: &AppState,
+    student: &Student,
+    photo_type: PhotoTypeId,
+    bytes: &[u8],
+    checked: &photos::CheckedUpload,
+) -> AppResult<PhotoId> {
+    let original = BlobMeta { key: BlobKey::new("original"), bytes: bytes.len() as i64, sha256: sha256_hex(bytes) };
+    state.store.stage(&original.key, bytes).await?;
+    let annotated = match &checked.annotated {
+        Some(a) => {
+            let meta = BlobMeta { key: BlobKey::new("annotated"), bytes: a.len() as i64, sha256: sha256_hex(a) };
+            if let Err(e) = state.store.stage(&meta.key, a).await {
+                let _ = state.store.discard(&original.key).await;
+                return Err(e.into());
+            }
+            Some(meta)
+        }
+        None => None,
+    };
+    let report = serde_json::to_string(&checked.report).map_err(AppError::internal)?;
+    let new = NewPhoto {
+        student: student.id,
+        photo_type,
+        original: original.clone(),
+        annotated: annotated.clone(),
+        verdict: verdict_str(checked.report.verdict).to_string(),
+        failing: photos::failing(&checked.report),
+        report,
+    };
+    let uploaded = match state.db.record_upload(&new).await {
+        Ok(u) => u,
+        Err(e) => {
+            let _ = state.store.discard(&original.key).await;
+            if let Some(a) = &annotated {
+                let _ = state.store.discard(&a.key).await;
+            }
+            return Err(e.into());
+        }
+    };
+    state.store.publish(&original.key).await?;
+    if let Some(a) = &annotated {
+        state.store.publish(&a.key).await?;
+    }
+    for k in &uploaded.replaced {
+        // A failure here leaves an unnamed file that start-up recovery removes.
+        let _ = state.store.delete(k).await;
+    }
+    Ok(uploaded.photo)
+}
+
+#[derive(Deserialize)]
+pub struct SubmitForm {
+    photo: i64,
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    s: StudentSession,
+    Path(type_id): Path<i64>,
+    Form(f): Form<SubmitForm>,
+) -> AppResult<Response> {
+    let t = own_type(&state, &s.student, PhotoTypeId(type_id)).await?;
+    let school = state.db.school(s.student.school_id).await?;
+    if !school.is_open(now_ms()) {
+        return Err(closed());
+    }
+    let photo = state.db.photo(PhotoId(f.photo)).await?;
+    if photo.student_id != s.student.id || photo.photo_type_id != t.id {
+        return Err(AppError::NotFound);
+    }
+    if photo.verdict == "error" {
+        return Err(AppError::BadRequest(
+            "submit.unreadable",
+            Message::new("无法读取的文件不能提交", "a file that cannot be read cannot be submitted"),
+        ));
+    }
+    let paid = school.fee_cents == 0 || s.student.paid;
+    let id = state.db.submit(&photo, paid).await?;
+    state
+        .db
+        .audit(&format!("student:{}", s.student.id), "submit", Some(school.id), &format!("submission:{id}"))
+        .await?;
+    let to = if paid { format!("/me/photos/{}", t.id) } else { "/me/pay".to_string() };
+    let status = if paid { Status::Submitted } else { Status::Unpaid };
+    Ok(done(&to, json!({ "submission": id, "status": status })))
+}
+
+pub async fn pay_page(State(state): State<AppState>, s: StudentSession) -> AppResult<Response> {
+    let school = state.db.school(s.student.school_id).await?;
+    let start = state.payments.start(&school.name, school.fee_cents);
+    let data = json!({ "school": school, "paid": s.student.paid || school.fee_cents == 0,
+        "instructions": start.instructions, "redirect": start.redirect, "provider": state.payments.id() });
+    if wants_json() {
+        return Ok(axum::Json(data).into_response());
+    }
+    Ok(state.views.render("pay.html", merge(ctx(&s), data))?.into_response())
+}
+
+fn jpeg(bytes: Vec<u8>) -> Response {
+    // Personal pictures: never cached by shared caches.
+    ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, no-store")], bytes).into_response()
+}
+
+pub async fn photo_image(
+    State(state): State<AppState>,
+    s: StudentSession,
+    Path((photo_id, which)): Path<(i64, String)>,
+) -> AppResult<Response> {
+    let photo = state.db.photo(PhotoId(photo_id)).await?;
+    if photo.student_id != s.student.id {
+        return Err(AppError::NotFound);
+    }
+    let key = match which.as_str() {
+        "annotated.jpg" => photo.annotated_key.ok_or(AppError::NotFound)?,
+        "original.jpg" => photo.original_key,
+        _ => return Err(AppError::NotFound),
+    };
+    Ok(jpeg(state.store.get(&key).await?))
+}
+
+pub async fn registered_image(
+    State(state): State<AppState>,
+    s: StudentSession,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    let sub = state.db.submission(SubmissionId(id)).await?;
+    if sub.student_id != s.student.id {
+        return Err(AppError::NotFound);
+    }
+    let key = sub.registered_key.ok_or(AppError::NotFound)?;
+    Ok(jpeg(state.store.get(&key).await?))
+}
