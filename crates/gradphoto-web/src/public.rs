@@ -162,7 +162,11 @@ pub async fn school_login(
     } else {
         Redirect::to(to).into_response()
     };
-    Ok(([(header::SET_COOKIE, session_cookie), (header::SET_COOKIE, device_cookie)], body).into_response())
+    Ok((
+        axum::response::AppendHeaders([(header::SET_COOKIE, session_cookie), (header::SET_COOKIE, device_cookie)]),
+        body,
+    )
+        .into_response())
 }
 
 /// An argon2id hash of a random password, verified against when the account does not exist.

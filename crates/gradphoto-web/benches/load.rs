@@ -1,0 +1,2 @@
+//! Load benchmark (being written): see the item 10.
+fn main() {}

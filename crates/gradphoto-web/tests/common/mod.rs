@@ -1,0 +1,224 @@
+//! A real server on a random loopback port with a fresh data folder (SQLite by default; PostgreSQL when
+//! `GRADPHOTO_TEST_POSTGRES` names a server, a fresh database per server), and an HTTP client that signs in and
+//! carries cookies and the CSRF token as a browser would.
+#![allow(dead_code)]
+
+use std::sync::{Arc, OnceLock};
+
+use gradphoto_store::db::Role;
+use gradphoto_testkit::exif::ExifSpec;
+use gradphoto_testkit::{JpegSpec, encode};
+use gradphoto_web::state::AppState;
+use reqwest::cookie::{CookieStore, Jar};
+
+pub struct TestServer {
+    pub base: String,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn config() -> gradphoto_web::Config {
+    gradphoto_web::Config {
+        cookie_secure: false,
+        models_dir: Some(gradphoto_testkit::models_data_dir()),
+        ..Default::default()
+    }
+}
+
+/// A fresh PostgreSQL database on the server named by `GRADPHOTO_TEST_POSTGRES` (e.g.
+/// `postgres://postgres@127.0.0.1:5433`), or None to use SQLite.
+pub async fn postgres_database() -> Option<String> {
+    use sqlx::Connection;
+    let base = std::env::var("GRADPHOTO_TEST_POSTGRES").ok().filter(|s| !s.is_empty())?;
+    let name = format!(
+        "gp_test_{}",
+        gradphoto_web::auth::random_token().to_lowercase().replace(['-', '_'], "")[..16].to_string()
+    );
+    let mut admin =
+        sqlx::PgConnection::connect(&format!("{base}/postgres")).await.expect("connect to the test PostgreSQL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    Some(format!("{base}/{name}"))
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(config()).await
+    }
+
+    /// Starts on SQLite, or on PostgreSQL when the environment names a server.
+    pub async fn start_any() -> TestServer {
+        let mut c = config();
+        c.database_url = postgres_database().await;
+        Self::start_with(c).await
+    }
+
+    pub async fn start_with(config: gradphoto_web::Config) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let state = gradphoto_web::open(dir.path(), config).await.expect("service opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let s = state.clone();
+        let task = tokio::spawn(async move {
+            let _ = gradphoto_web::serve(s, listener).await;
+        });
+        TestServer { base, state, dir, task }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.base)
+    }
+
+    pub async fn staff(&self, user: &str, role: Role, school: Option<gradphoto_store::SchoolId>) {
+        gradphoto_web::create_staff(&self.state.db, user, &format!("{user}-password"), role, school).await.unwrap();
+    }
+}
+
+pub struct Client {
+    pub http: reqwest::Client,
+    jar: Arc<Jar>,
+    pub base: String,
+    pub csrf: String,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        let jar = Arc::new(Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Client { http, jar, base: base.to_string(), csrf: String::new() }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let url = self.base.parse().unwrap();
+        let header = self.jar.cookies(&url)?;
+        header.to_str().ok()?.split("; ").find_map(|c| c.strip_prefix(&format!("{name}=")).map(str::to_string))
+    }
+
+    /// Opens a sign-in page (which sets the pre-session token) and signs in; keeps the session's CSRF token.
+    /// Returns the status and the JSON body.
+    pub async fn login(&mut self, page: &str, user: &str, password: &str) -> (u16, serde_json::Value) {
+        let r = self.http.get(format!("{}{page}", self.base)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "sign-in page {page}");
+        let pre = self.cookie("gp_pre").expect("the sign-in page sets gp_pre");
+        let r = self
+            .http
+            .post(format!("{}{page}", self.base))
+            .header("accept", "application/json")
+            .form(&[("username", user), ("password", password), ("csrf", pre.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
+        if status == 200 {
+            self.csrf = body["csrf"].as_str().unwrap().to_string();
+        }
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base)).header("accept", "application/json").send().await.unwrap()
+    }
+
+    pub async fn get_page(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base)).header("accept", "text/html").send().await.unwrap()
+    }
+
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        let r = self.get(path).await;
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("accept", "application/json")
+            .header("x-csrf-token", &self.csrf)
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn upload(&self, path: &str, field: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_string());
+        let form = reqwest::multipart::Form::new().part(field.to_string(), part);
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("accept", "application/json")
+            .header("x-csrf-token", &self.csrf)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// GB 11643 numbers with valid check digits, one per serial.
+pub fn id_number(serial: u32) -> String {
+    gradphoto_web::with_check_digit(&format!("11010519900101{:03}", serial % 1000))
+}
+
+/// Studio originals (1500 × 2000, face 520 px wide) of the portraits labelled with lips closed and head upright:
+/// photos a reviewer approves and normalisation can crop. Built once per test binary.
+pub fn approvable_originals() -> &'static [(String, Vec<u8>)] {
+    static CELL: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let models = gradphoto_eval::face_models(&gradphoto_testkit::models_data_dir()).expect("models");
+        let portraits = gradphoto_testkit::shared_dir().join("testdata/portraits");
+        gradphoto_eval::sources(&models, &portraits)
+            .iter()
+            .filter(|src| src.mouth_closed == Some(true) && !src.head_tilted)
+            .map(|src| {
+                let img = gradphoto_eval::studio_original(src, 1500, 2000, 520.0);
+                let spec = JpegSpec { quality: 92, exif: Some(ExifSpec::camera().build()), ..Default::default() };
+                (src.name.clone(), encode(&gradphoto_eval::to_image(&img), &spec))
+            })
+            .collect()
+    })
+}
+
+/// A school `code` with the given fee and an admin `<code>-admin`, made through the API by a super-admin.
+pub async fn school(server: &TestServer, superadmin: &Client, code: &str, fee: &str) -> gradphoto_store::SchoolId {
+    let r = superadmin
+        .post(
+            "/admin/schools",
+            &[
+                ("province", "北京市"),
+                ("city", "北京市"),
+                ("code", code),
+                ("name", &format!("{code} 大学")),
+                ("fee", fee),
+                ("admin_username", &format!("{code}-admin")),
+                ("admin_password", &format!("{code}-admin-password")),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "create school: {}", r.text().await.unwrap());
+    let _ = server;
+    let v: serde_json::Value = r.json().await.unwrap();
+    gradphoto_store::SchoolId(v["school"].as_i64().unwrap())
+}
+
+/// A roster CSV of `n` students numbered from `first`.
+pub fn roster_csv(first: u32, n: u32) -> String {
+    let mut s = String::from("学号,姓名,证件类型,证件号码,学院,学历层次\n");
+    for i in first..first + n {
+        s.push_str(&format!("S{i:05},学生{i},居民身份证,{},计算机学院,本科\n", id_number(i)));
+    }
+    s
+}
