@@ -39,7 +39,7 @@ pub async fn postgres_database() -> Option<String> {
     let base = std::env::var("GRADPHOTO_TEST_POSTGRES").ok().filter(|s| !s.is_empty())?;
     let name = format!(
         "gp_test_{}",
-        gradphoto_web::auth::random_token().to_lowercase().replace(['-', '_'], "")[..16].to_string()
+        &gradphoto_web::auth::random_token().to_lowercase().replace(['-', '_'], "")[..16]
     );
     let mut admin =
         sqlx::PgConnection::connect(&format!("{base}/postgres")).await.expect("connect to the test PostgreSQL");
