@@ -235,9 +235,11 @@ pub async fn csrf_guard(state: axum::extract::State<AppState>, req: Request, nex
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
+    // Signing in takes the pre-session token even over a live session (a second sign-in from the same browser).
+    let is_login = req.uri().path().ends_with("/login");
     let expected = match load_session(&state, req.headers()).await {
-        Ok(Some(s)) => Some(s.csrf),
-        Ok(None) => cookie(req.headers(), PRE_COOKIE),
+        Ok(Some(s)) if !is_login => Some(s.csrf),
+        Ok(_) => cookie(req.headers(), PRE_COOKIE),
         Err(e) => return e.into_response(),
     };
     let Some(expected) = expected else { return csrf_refused() };
