@@ -61,8 +61,8 @@ async fn every_route_every_role_own_and_other_school() {
     server.staff("root", Role::SuperAdmin, None).await;
     let mut root = server.client();
     assert_eq!(root.login("/staff/login", "root", "root-password").await.0, 200);
-    let a = school(&server, &root, "school-a", "0").await;
-    let b = school(&server, &root, "school-b", "0").await;
+    let a = school(server, &root, "school-a", "0").await;
+    let b = school(server, &root, "school-b", "0").await;
     server.staff("reviewer-a", Role::Reviewer, Some(a)).await;
     server.staff("reviewer-b", Role::Reviewer, Some(b)).await;
     for (code, school) in [("school-a", a), ("school-b", b)] {
