@@ -32,6 +32,21 @@ fn a_real_face_is_measured_in_rendering_pixels() {
     assert!((f.face_center_x - 240.0).abs() < 30.0, "{f:?}");
     assert_eq!(severity(&c.report, Rule::FaceCount), Severity::Pass);
     assert!(c.report.measurements["person"]["framing"]["eye_line"].is_array());
+    // The face's details are reported for every photo with a face, each with what was measured; this plain
+    // portrait shows its brows and eyes and is no photo of a screen.
+    for rule in [
+        Rule::OcclusionEyebrows,
+        Rule::OcclusionEyes,
+        Rule::OcclusionEars,
+        Rule::ExpressionNeutral,
+        Rule::AuthenticityNotRephotographed,
+    ] {
+        let f = c.report.finding(rule).unwrap_or_else(|| panic!("{rule} missing"));
+        assert!(!f.measured.is_null(), "{rule}: {f:?}");
+    }
+    for rule in [Rule::OcclusionEyebrows, Rule::OcclusionEyes, Rule::AuthenticityNotRephotographed] {
+        assert_eq!(severity(&c.report, rule), Severity::Pass, "{:?}", c.report.finding(rule));
+    }
 }
 
 #[test]

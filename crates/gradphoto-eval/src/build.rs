@@ -10,6 +10,8 @@ use gradphoto_core::measure::face::pyramid::Pyramid;
 use gradphoto_core::measure::face::segment::Mask;
 use gradphoto_core::measure::person;
 
+use crate::alterations;
+
 pub const LIGHT_BLUE: [f32; 3] = [100.0, 197.0, 255.0];
 
 /// Labels a person gave each source photo, for what cannot be constructed.
@@ -24,6 +26,27 @@ fn mouth_closed_label(name: &str) -> Option<bool> {
         "chris_pratt_ccby.jpeg" | "grace_hopper.jpg" | "obama_briefing_room.jpg" | "biden_full_length.jpg" => {
             Some(true)
         }
+        _ => None,
+    }
+}
+
+/// Labels a person gave after looking at the compliant rendering: a broad smile is not the natural expression
+/// S 二.2 asks for; a faint closed-mouth smile and speaking are left without a label.
+fn neutral_label(name: &str) -> Option<bool> {
+    match name {
+        "alex_lacamoire_grey_bg.jpg" | "alex_lacamoire_grey_bg_wide.jpg" | "biden_official_vp.jpg" => Some(false),
+        "biden_full_length.jpg" | "grace_hopper.jpg" => Some(true),
+        _ => None,
+    }
+}
+
+/// Labels a person gave after looking at the compliant rendering at ear height: both ears show. Elsewhere no label:
+/// curls over the ears (the wide Alex Lacamoire), a head turned enough to hide one ear (Obama at the podium), an
+/// ear the painted background took with it where the person mask missed it (Biden full length, Chris Pratt), a cap
+/// and hair (Grace Hopper).
+fn ears_visible_label(name: &str) -> Option<bool> {
+    match name {
+        "alex_lacamoire_grey_bg.jpg" | "biden_official_vp.jpg" => Some(true),
         _ => None,
     }
 }
@@ -45,6 +68,14 @@ pub struct Source {
     pub head_tilted: bool,
     /// The source was enlarged to reach the rendering's scale: its sharpness is not a studio's.
     pub upscaled: bool,
+    /// Whether the expression is neutral, where a person could tell.
+    pub neutral: Option<bool>,
+    /// Whether both ears show, where a person could tell.
+    pub ears_visible: Option<bool>,
+    /// The mesh of the truth analysis, in padded-image pixels.
+    pub landmarks: Vec<[f32; 3]>,
+    /// The crown's colour (median of the person above the forehead): the hair painted over brows, eyes and ears.
+    pub hair_rgb: [f32; 3],
 }
 
 fn to_core(img: &image::RgbImage) -> RgbImage {
@@ -90,7 +121,7 @@ pub fn sources(models: &FaceModels, portraits: &std::path::Path) -> Vec<Source> 
         // The truth is measured on the recoloured photo: the models see what the renderings will show.
         let first_anchors = person::anchors(l, mask);
         let again = models.analyse(&rec).ok();
-        let mut a = match again.as_ref().and_then(|g| g.landmarks.as_deref().zip(g.mask.as_ref())) {
+        let (mut a, mesh) = match again.as_ref().and_then(|g| g.landmarks.as_deref().zip(g.mask.as_ref())) {
             // Kept only when it is the same face: on a tall photo the recoloured body can draw the detector away.
             Some((l2, m2))
                 if {
@@ -99,9 +130,9 @@ pub fn sources(models: &FaceModels, portraits: &std::path::Path) -> Vec<Source> 
                         && (b.face_center_x() - first_anchors.face_center_x()).abs() < 10.0
                 } =>
             {
-                person::anchors(l2, m2)
+                (person::anchors(l2, m2), l2.to_vec())
             }
-            _ => first_anchors,
+            _ => (first_anchors, l.to_vec()),
         };
         person::refine_hair_top(&rec, gradphoto_core::measure::color::lab(LIGHT_BLUE), &mut a);
         let pad = img.width.max(img.height) / 2;
@@ -128,7 +159,13 @@ pub fn sources(models: &FaceModels, portraits: &std::path::Path) -> Vec<Source> 
             cheeks: [shift(a.cheeks[0]), shift(a.cheeks[1])],
         };
         let image = RgbImage { width: w, height: h, pixels };
+        let hair_rgb = crate::alterations::crown_colour(&rec, &mesh, mask, a.hair_top_y);
+        let landmarks = mesh.iter().map(|p| [p[0] + pad as f32, p[1] + pad as f32, p[2]]).collect();
         out.push(Source {
+            neutral: neutral_label(&name),
+            ears_visible: ears_visible_label(&name),
+            landmarks,
+            hair_rgb,
             mouth_closed: mouth_closed_label(&name),
             head_tilted: head_tilted_label(&name),
             upscaled,
@@ -200,6 +237,26 @@ fn encode(img: &RgbImage) -> Vec<u8> {
     gradphoto_testkit::encode(&crate::to_image(img), &gradphoto_testkit::JpegSpec { quality: 92, ..Default::default() })
 }
 
+/// A constructed variation: its name, its pixels, and the truths it sets.
+type Altered = (&'static str, RgbImage, &'static [(Rule, bool)]);
+
+/// The truths of the face's details for a rendering that leaves them as shot: brows, eyes and ears as the person
+/// labelled them, the expression as labelled, and no screen or print.
+fn new_rule_truths(src: &Source) -> Vec<(Rule, bool)> {
+    let mut out = vec![
+        (Rule::OcclusionEyebrows, false),
+        (Rule::OcclusionEyes, false),
+        (Rule::AuthenticityNotRephotographed, false),
+    ];
+    if let Some(visible) = src.ears_visible {
+        out.push((Rule::OcclusionEars, !visible));
+    }
+    if let Some(neutral) = src.neutral {
+        out.push((Rule::ExpressionNeutral, !neutral));
+    }
+    out
+}
+
 fn geometry_truth(f: &Framing) -> BTreeMap<Rule, bool> {
     let out = |v: f32, r: (f32, f32)| v < r.0 || v > r.1;
     BTreeMap::from([
@@ -236,6 +293,7 @@ pub fn build_cases(sources: &[Source], no_face: &[(String, image::RgbImage)]) ->
             truth.insert(Rule::LightingColorCast, false);
             truth.insert(Rule::ContentNoAdditions, false);
             truth.insert(Rule::AuthenticityNoMirror, false);
+            truth.extend(new_rule_truths(src));
             // Clothing is judged only where enough of it is in the picture.
             if framing.eye_line[0] + 1.3 * framing.face_width < 640.0 {
                 truth.insert(Rule::ClothingContrast, false);
@@ -387,6 +445,60 @@ pub fn build_cases(sources: &[Source], no_face: &[(String, image::RgbImage)]) ->
             truth,
             framing: Some(framing),
         });
+        // Hair, a rim, a smile, raised brows, a screen and a print: only the rules of the face's details carry a
+        // truth (and face.count): painting the forehead or warping the mouth says nothing new about the others.
+        let compliant = render(src, &base, &keep);
+        let altered: [Altered; 8] = [
+            (
+                "fringe over the eyebrows",
+                render(src, &base, &alterations::fringe(src, &base)),
+                &[(Rule::OcclusionEyebrows, true)],
+            ),
+            (
+                "hair over one eye",
+                render(src, &base, &alterations::lock_over_eye(src, &base)),
+                &[(Rule::OcclusionEyes, true), (Rule::OcclusionEyebrows, true)],
+            ),
+            (
+                "thick rim over one eye",
+                render(src, &base, &alterations::rim_over_eye(src, &base)),
+                &[(Rule::OcclusionEyes, true)],
+            ),
+            (
+                "hair over the ears",
+                render(src, &base, &alterations::hair_over_ears(src, &base)),
+                &[(Rule::OcclusionEars, true)],
+            ),
+            (
+                "smile (corners warped up)",
+                alterations::smile(src, &base, &compliant),
+                &[(Rule::ExpressionNeutral, true)],
+            ),
+            (
+                "raised eyebrows (warped)",
+                alterations::raised_brows(src, &base, &compliant),
+                &[(Rule::ExpressionNeutral, true)],
+            ),
+            ("photo of a screen", alterations::screen(&compliant), &[(Rule::AuthenticityNotRephotographed, true)]),
+            (
+                "photo of a halftone print",
+                alterations::halftone(&compliant),
+                &[(Rule::AuthenticityNotRephotographed, true)],
+            ),
+        ];
+        for (variation, img, overrides) in altered {
+            let mut truth: BTreeMap<Rule, bool> = new_rule_truths(src).into_iter().collect();
+            truth.insert(Rule::FaceCount, false);
+            truth.extend(overrides.iter().copied());
+            cases.push(Case {
+                name: format!("{} · {variation}", src.name),
+                source: src.name.clone(),
+                variation: variation.into(),
+                jpeg: encode(&img),
+                truth,
+                framing: None,
+            });
+        }
         // Sensor noise, as a cheaper camera gives it: no rule should change its mind.
         let mut seed = 0x9e37_79b9_u32 ^ si as u32;
         let noisy: Vec<u8> = render(src, &base, &keep)
@@ -405,6 +517,7 @@ pub fn build_cases(sources: &[Source], no_face: &[(String, image::RgbImage)]) ->
         truth.insert(Rule::FaceCount, false);
         truth.insert(Rule::BackgroundColor, false);
         truth.insert(Rule::QualitySharpness, false);
+        truth.extend(new_rule_truths(src));
         cases.push(Case {
             name: format!("{} · sensor noise ±6", src.name),
             source: src.name.clone(),

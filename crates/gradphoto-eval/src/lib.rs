@@ -5,6 +5,7 @@
 //! exposure, blur, balance and tilt changed, a second face pasted in, no face at all. Expression truth (mouth
 //! closed) comes from labels given by a person to each source photo.
 
+pub mod alterations;
 pub mod build;
 pub mod evaluate;
 

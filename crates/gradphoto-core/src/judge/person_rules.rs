@@ -324,6 +324,171 @@ pub fn judge(p: &PersonMeasurements, rules: &Rules) -> Vec<Finding> {
             None => unmeasured(Rule::ExpressionMouthClosed, r.severity),
         });
     }
+    if let Some(r) = &rules.neutral {
+        out.push(match ex {
+            Some(e) => {
+                let over = [
+                    (f64::from(e.corner_lift), r.max_corner_lift),
+                    (f64::from(e.mouth_width), r.max_mouth_width),
+                    (f64::from(e.brow_raise), r.max_brow_raise),
+                ]
+                .map(|(v, max)| v > max);
+                let ok = !over.iter().any(|&o| o);
+                let (lift, width, brow) = (e.corner_lift, e.mouth_width, e.brow_raise);
+                let what = || {
+                    let mut zh = Vec::new();
+                    let mut en = Vec::new();
+                    if over[0] || over[1] {
+                        zh.push("嘴角上扬（微笑）");
+                        en.push("the mouth corners lifted (a smile)");
+                    }
+                    if over[2] {
+                        zh.push("眉毛上扬");
+                        en.push("the eyebrows raised");
+                    }
+                    (zh.join("、"), en.join(" and "))
+                };
+                finding(
+                    Rule::ExpressionNeutral,
+                    if ok { Severity::Pass } else { r.severity },
+                    json!({"corner_lift": lift, "mouth_width": width, "brow_raise": brow}),
+                    json!({"max_corner_lift": r.max_corner_lift, "max_mouth_width": r.max_mouth_width, "max_brow_raise": r.max_brow_raise}),
+                    if ok {
+                        Message::new(
+                            format!("表情自然（嘴角 {lift:.2}，嘴宽 {width:.2}，眉高 {brow:.2}）。"),
+                            format!("Natural expression (corner lift {lift:.2}, mouth width {width:.2}, brow height {brow:.2})."),
+                        )
+                    } else {
+                        let (zh, en) = what();
+                        Message::new(
+                            format!("表情可能不自然：{zh}（嘴角 {lift:.2}，嘴宽 {width:.2}，眉高 {brow:.2}），请保持自然表情。"),
+                            format!("The expression may not be natural: {en} (corner lift {lift:.2}, mouth width {width:.2}, brow height {brow:.2}); keep a natural face."),
+                        )
+                    },
+                )
+            }
+            None => unmeasured(Rule::ExpressionNeutral, r.severity),
+        });
+    }
+    let occ = p.occlusion.as_ref();
+    if let Some(r) = &rules.eyebrows {
+        out.push(match occ {
+            Some(o) => {
+                let [a, b] = o.brows_covered;
+                judged(
+                    Rule::OcclusionEyebrows,
+                    r,
+                    f64::from(a.max(b)),
+                    json!({"covered": o.brows_covered, "separation": o.references.separation}),
+                    Message::new(
+                        format!("眉毛露出（眉上方被遮挡的比例 {:.0}%）。", a.max(b) * 100.0),
+                        format!("Eyebrows visible ({:.0}% of the forehead just above them is covered).", a.max(b) * 100.0),
+                    ),
+                    Message::new(
+                        format!("眉毛可能被头发遮挡（眉上方 {:.0}% 不是皮肤），请露出眉毛。", a.max(b) * 100.0),
+                        format!("Hair may cover the eyebrows ({:.0}% just above them is not skin); keep the eyebrows clear.", a.max(b) * 100.0),
+                    ),
+                )
+            }
+            None => unmeasured(Rule::OcclusionEyebrows, r.severity),
+        });
+    }
+    if let Some(r) = &rules.eyes_visible {
+        out.push(match occ {
+            Some(o) => {
+                let [a, b] = o.eye_contrast;
+                bounded(
+                    Rule::OcclusionEyes,
+                    r,
+                    f64::from(a.min(b)),
+                    json!(o.eye_contrast),
+                    (
+                        "眼部明暗对比（虹膜与眼白，相对肤色亮度）",
+                        "Contrast inside the eye (iris against sclera, over the skin's lightness)",
+                    ),
+                    "",
+                )
+            }
+            None => unmeasured(Rule::OcclusionEyes, r.severity),
+        });
+    }
+    if let Some(r) = &rules.ears {
+        out.push(match occ {
+            Some(o) => {
+                let separable = o.references.hair.is_some()
+                    && o.references.separation >= crate::measure::occlusion::MIN_SEPARATION;
+                let decided = separable && o.ears_skin.iter().all(Option::is_some);
+                let measured =
+                    json!({"skin": o.ears_skin, "separation": o.references.separation, "decided": decided});
+                let limit = json!({"min": r.min});
+                match o.ears_skin {
+                    [Some(a), Some(b)] if separable => {
+                        let worst = a.min(b);
+                        let ok = f64::from(worst) >= r.min;
+                        finding(
+                            Rule::OcclusionEars,
+                            if ok { Severity::Pass } else { r.severity },
+                            measured,
+                            limit,
+                            if ok {
+                                Message::new(
+                                    format!("双耳露出（耳部皮肤比例 {:.0}% 和 {:.0}%）。", a * 100.0, b * 100.0),
+                                    format!("Both ears visible ({:.0}% and {:.0}% skin at ear height).", a * 100.0, b * 100.0),
+                                )
+                            } else {
+                                Message::new(
+                                    format!("耳朵可能被头发遮挡（耳部皮肤比例 {:.0}% 和 {:.0}%），请露出双耳。", a * 100.0, b * 100.0),
+                                    format!("Hair may cover an ear ({:.0}% and {:.0}% skin at ear height); keep both ears visible.", a * 100.0, b * 100.0),
+                                )
+                            },
+                        )
+                    }
+                    // Hair the colour of skin, or no person beside the face: the pixels cannot say; a person looks.
+                    _ => finding(
+                        Rule::OcclusionEars,
+                        r.undecided,
+                        measured,
+                        limit,
+                        Message::new(
+                            "无法可靠判断双耳是否露出（发色与肤色相近或耳部区域不足），由审核人员查看。",
+                            "Whether both ears show cannot be decided reliably (hair close to skin colour, or too little beside the face); a reviewer looks.",
+                        ),
+                    ),
+                }
+            }
+            None => unmeasured(Rule::OcclusionEars, r.severity),
+        });
+    }
+    if let Some(r) = &rules.not_rephotographed {
+        out.push(match &p.periodicity {
+            Some(q) => judged(
+                Rule::AuthenticityNotRephotographed,
+                r,
+                f64::from(q.score),
+                json!({"score": q.score, "patches": q.patches}),
+                Message::new(
+                    format!("未发现屏幕或印刷网纹（周期峰值 {:.1}）。", q.score),
+                    format!("No screen or print pattern (periodic peak {:.1}).", q.score),
+                ),
+                Message::new(
+                    format!("画面有规则网纹（周期峰值 {:.1}），可能是翻拍屏幕或打印件，由审核人员查看。", q.score),
+                    format!("A regular fine pattern runs over the picture (periodic peak {:.1}): possibly a photo of a screen or a print; a reviewer looks.", q.score),
+                ),
+            ),
+            // A face but no patch to read (a picture under 64 px a side): a person looks.
+            None if p.occlusion.is_some() => finding(
+                Rule::AuthenticityNotRephotographed,
+                Severity::Review,
+                Value::Null,
+                Value::Null,
+                Message::new(
+                    "画面太小，未能检测屏幕或印刷网纹，由审核人员查看。",
+                    "Too small to look for a screen or print pattern; a reviewer looks.",
+                ),
+            ),
+            None => unmeasured(Rule::AuthenticityNotRephotographed, r.severity),
+        });
+    }
     let light = p.light.as_ref();
     for (bound, rule, what, get) in [
         (

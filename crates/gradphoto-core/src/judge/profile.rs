@@ -116,6 +116,21 @@ pub struct Rules {
     /// Width of an added frame, in analysed pixels.
     #[serde(rename = "content.no_additions")]
     pub no_additions: Option<Bound>,
+    /// Share of the forehead strip just above an eyebrow that does not look like skin, at most `max`.
+    #[serde(rename = "occlusion.eyebrows")]
+    pub eyebrows: Option<Bound>,
+    /// L* spread (90th − 10th percentile) inside each eye opening over the skin's L*, at least `min`.
+    #[serde(rename = "occlusion.eyes")]
+    pub eyes_visible: Option<Bound>,
+    /// Share of the person beside the face contour at ear height that looks like skin, each side at least `min`.
+    #[serde(rename = "occlusion.ears")]
+    pub ears: Option<EarsRule>,
+    /// Mouth-corner lift, mouth width and brow raise, each at most its limit.
+    #[serde(rename = "expression.neutral")]
+    pub neutral: Option<NeutralRule>,
+    /// Strongest single frequency over the typical one in background and skin patches, at most `max`.
+    #[serde(rename = "authenticity.not_rephotographed")]
+    pub not_rephotographed: Option<Bound>,
     /// Clauses no measure decides: a reviewer looks, and the report says so.
     #[serde(rename = "accessory.headwear")]
     pub headwear: Option<SeverityRule>,
@@ -123,6 +138,27 @@ pub struct Rules {
     pub jewelry: Option<SeverityRule>,
     #[serde(rename = "authenticity.no_retouch")]
     pub no_retouch: Option<SeverityRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarsRule {
+    pub min: f64,
+    pub severity: Severity,
+    /// When colour cannot tell hair from skin, or too little person lies beside the face to judge.
+    pub undecided: Severity,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeutralRule {
+    /// Mouth corners above the middle of the lips, over the mouth width.
+    pub max_corner_lift: f64,
+    /// Mouth width over face width.
+    pub max_mouth_width: f64,
+    /// Eye centre to mid-brow over face width.
+    pub max_brow_raise: f64,
+    pub severity: Severity,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -291,6 +327,11 @@ impl Profile {
             || r.glasses.is_some()
             || r.clothing.is_some()
             || r.no_additions.is_some()
+            || r.eyebrows.is_some()
+            || r.eyes_visible.is_some()
+            || r.ears.is_some()
+            || r.neutral.is_some()
+            || r.not_rephotographed.is_some()
     }
 
     pub fn from_toml(text: &str) -> Result<Profile, ProfileError> {
@@ -334,6 +375,13 @@ mod tests {
         assert_eq!(reg.rules.quality.as_ref().unwrap().min, 60);
         assert!(reg.rules.camera.is_none());
         assert!(Profile::builtin("nope").is_none());
+        // The face's details are heuristics: a reviewer decides in both profiles, never a silent pass.
+        for p in [&up, &reg] {
+            let r = &p.rules;
+            assert_eq!(r.ears.as_ref().unwrap().undecided, Severity::Review);
+            assert_eq!(r.neutral.as_ref().unwrap().severity, Severity::Review);
+            assert!(r.eyebrows.is_some() && r.eyes_visible.is_some() && r.not_rephotographed.is_some());
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 pub mod color;
 pub mod face;
+pub mod occlusion;
 pub mod person;
+pub mod recapture;
 
 use serde::Serialize;
 

@@ -104,15 +104,28 @@ pub fn pose(l: &[[f32; 3]]) -> Pose {
     Pose { roll, yaw, pitch }
 }
 
-/// Eye opening (lid gap over eye width) for the image-left and image-right eye, and the mouth's inner-lip gap over
-/// its width.
+/// Eye opening (lid gap over eye width) for the image-left and image-right eye, the mouth's inner-lip gap over
+/// its width, and the three signs of a posed expression, in the face's own axes so that a tilted head reads the same.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Expression {
     pub eye_open: [f32; 2],
     pub mouth_gap: f32,
+    /// How far the mouth corners sit above the middle of the lips, over the mouth width (a smile lifts them).
+    pub corner_lift: f32,
+    /// Mouth width (outer corners) over face width (a smile stretches it).
+    pub mouth_width: f32,
+    /// Eye centre to the middle of the eyebrow, over face width, both sides averaged (raised brows lengthen it).
+    pub brow_raise: f32,
 }
 
 pub fn expression(l: &[[f32; 3]]) -> Expression {
+    let f = super::occlusion::FaceFrame::new(l);
+    let v = |i: usize| f.coords(l[i])[1];
+    // The outer corners (the inner-lip ones, 78 and 308, sit where the lips meet and move less in a smile).
+    let corners = (v(lm::MOUTH_CORNER_RIGHT) + v(lm::MOUTH_CORNER_LEFT)) / 2.0;
+    let mid_lips = (v(lm::UPPER_LIP_INNER) + v(lm::LOWER_LIP_INNER)) / 2.0;
+    let mouth_w = dist(l[lm::MOUTH_CORNER_RIGHT], l[lm::MOUTH_CORNER_LEFT]).max(1e-3);
+    let brow_gap = |a: usize, b: usize, brow: usize| (v(a) + v(b)) / 2.0 - v(brow);
     let ratio = |up: usize, low: usize, a: usize, b: usize| dist(l[up], l[low]) / dist(l[a], l[b]).max(1e-3);
     Expression {
         eye_open: [
@@ -120,6 +133,12 @@ pub fn expression(l: &[[f32; 3]]) -> Expression {
             ratio(lm::LEFT_UPPER_LID, lm::LEFT_LOWER_LID, lm::LEFT_EYE_INNER, lm::LEFT_EYE_OUTER),
         ],
         mouth_gap: ratio(lm::UPPER_LIP_INNER, lm::LOWER_LIP_INNER, lm::MOUTH_RIGHT, lm::MOUTH_LEFT),
+        corner_lift: (mid_lips - corners) / mouth_w,
+        mouth_width: mouth_w / f.width,
+        brow_raise: (brow_gap(lm::RIGHT_EYE_OUTER, lm::RIGHT_EYE_INNER, lm::RIGHT_BROW)
+            + brow_gap(lm::LEFT_EYE_INNER, lm::LEFT_EYE_OUTER, lm::LEFT_BROW))
+            / 2.0
+            / f.width,
     }
 }
 
@@ -299,6 +318,10 @@ pub struct PersonMeasurements {
     /// A frame added around the picture: the widest uniform band along the edges that differs from what is
     /// just inside it, in analysed pixels (0 when there is none).
     pub frame_width: f32,
+    /// What covers the eyebrows, the eyes and the ears.
+    pub occlusion: Option<super::occlusion::Occlusion>,
+    /// A fine periodic pattern over background and skin (a photo of a screen or a print).
+    pub periodicity: Option<super::recapture::Periodicity>,
 }
 
 /// The pupils and the area around the eyes.
@@ -451,6 +474,8 @@ pub fn measure(img: &RgbImage, out: &FaceOutputs, framing: FramingMode) -> Perso
         eyes: None,
         clothing: None,
         frame_width: frame_width(img),
+        occlusion: None,
+        periodicity: None,
     };
     let (Some(l), Some(mask)) = (out.landmarks.as_deref(), out.mask.as_ref()) else { return m };
     if l.len() < super::face::mesh::POINTS || l.iter().any(|p| !p.iter().all(|v| v.is_finite())) {
@@ -478,6 +503,8 @@ pub fn measure(img: &RgbImage, out: &FaceOutputs, framing: FramingMode) -> Perso
         }
         Err(e) => m.no_crop = Some(e),
     }
+    m.occlusion = Some(super::occlusion::occlusion(img, l, mask, a.hair_top_y));
+    m.periodicity = super::recapture::periodicity(img, l, mask);
     m.anchors = Some(a);
     m.pose = Some(pose(l));
     m.expression = Some(expression(l));

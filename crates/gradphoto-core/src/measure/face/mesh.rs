@@ -26,6 +26,9 @@ pub mod index {
     pub const LOWER_LIP_INNER: usize = 14;
     pub const MOUTH_RIGHT: usize = 78;
     pub const MOUTH_LEFT: usize = 308;
+    /// The outer mouth corners, where the lips end.
+    pub const MOUTH_CORNER_RIGHT: usize = 61;
+    pub const MOUTH_CORNER_LEFT: usize = 291;
     pub const RIGHT_BROW: usize = 105;
     pub const LEFT_BROW: usize = 334;
 }
