@@ -499,7 +499,14 @@ impl Db {
             Some(m) => Some(m.lock().await),
             None => None,
         };
-        Ok(Tx { tx: self.pool.begin().await?, _guard: guard })
+        // SQLite: take the write lock at BEGIN, where the busy timeout waits for other writers. A deferred
+        // transaction that reads first (submit, roster import) fails at once with "database is locked" when it
+        // upgrades while a write outside the mutex (an audit row, a session) is running or has committed since.
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Tx { tx, _guard: guard })
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -1081,6 +1088,15 @@ impl Db {
     /// Submits `photo` for review. Idempotent: submitting the photo already submitted changes nothing, so a double
     /// click makes one submission. A submission past review (approved, exported) or being reviewed is not replaced.
     pub async fn submit(&self, photo: &Photo, paid: bool) -> Result<SubmissionId> {
+        match self.try_submit(photo, paid).await {
+            // Two first submits at once on PostgreSQL: both saw no row, one insert lost the race. The second try
+            // sees the winner's row (SQLite serialises writers, so it never gets here).
+            Err(DbError::Sql(e)) if is_unique_violation(&e) => self.try_submit(photo, paid).await,
+            other => other,
+        }
+    }
+
+    async fn try_submit(&self, photo: &Photo, paid: bool) -> Result<SubmissionId> {
         let mut tx = self.begin().await?;
         let status = if paid { Status::Submitted } else { Status::Unpaid };
         let existing = sqlx::query(AssertSqlSafe(format!(

@@ -12,8 +12,18 @@ use gradphoto_core::seal::verify_jpeg;
 use gradphoto_store::db::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn student_reviewer_admin_end_to_end() {
-    let server = TestServer::start_any().await;
+async fn student_reviewer_admin_end_to_end_on_sqlite() {
+    walk(TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn student_reviewer_admin_end_to_end_on_postgres() {
+    let server = TestServer::start_postgres().await;
+    assert_eq!(server.state.db.backend(), gradphoto_store::db::Backend::Postgres);
+    walk(server).await;
+}
+
+async fn walk(server: TestServer) {
     server.staff("root", Role::SuperAdmin, None).await;
     let mut root = server.client();
     assert_eq!(root.login("/staff/login", "root", "root-password").await.0, 200);
@@ -36,8 +46,6 @@ async fn student_reviewer_admin_end_to_end() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!((v["import"]["created"].as_i64(), v["import"]["updated"].as_i64()), (Some(0), Some(1)), "{v}");
     assert_eq!(v["progress"]["students"], 3);
-    let pg = server.state.db.backend();
-    eprintln!("backend {pg:?}");
 
     // The student: initial password = last 6 of the id number, then a password of their own.
     let id = id_number(1);

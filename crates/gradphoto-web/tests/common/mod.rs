@@ -37,10 +37,7 @@ pub fn config() -> gradphoto_web::Config {
 pub async fn postgres_database() -> Option<String> {
     use sqlx::Connection;
     let base = std::env::var("GRADPHOTO_TEST_POSTGRES").ok().filter(|s| !s.is_empty())?;
-    let name = format!(
-        "gp_test_{}",
-        &gradphoto_web::auth::random_token().to_lowercase().replace(['-', '_'], "")[..16]
-    );
+    let name = format!("gp_test_{}", &gradphoto_web::auth::random_token().to_lowercase().replace(['-', '_'], "")[..16]);
     let mut admin =
         sqlx::PgConnection::connect(&format!("{base}/postgres")).await.expect("connect to the test PostgreSQL");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -55,10 +52,12 @@ impl TestServer {
         Self::start_with(config()).await
     }
 
-    /// Starts on SQLite, or on PostgreSQL when the environment names a server.
-    pub async fn start_any() -> TestServer {
+    /// Starts on PostgreSQL: the server named by `GRADPHOTO_TEST_POSTGRES`, which `scripts/test.sh` starts.
+    pub async fn start_postgres() -> TestServer {
         let mut c = config();
-        c.database_url = postgres_database().await;
+        c.database_url = Some(postgres_database().await.expect(
+            "GRADPHOTO_TEST_POSTGRES is not set: run scripts/test.sh (it starts a private PostgreSQL) or name a server",
+        ));
         Self::start_with(c).await
     }
 
