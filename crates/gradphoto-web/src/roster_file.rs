@@ -82,3 +82,95 @@ fn cell_text(c: &Data) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// A minimal XLSX as Excel writes it: shared parts, one sheet, cells as inline strings and numbers.
+    fn xlsx(rows: &[Vec<&str>]) -> Vec<u8> {
+        let mut sheet = String::from(
+            r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#,
+        );
+        for (r, row) in rows.iter().enumerate() {
+            sheet.push_str(&format!(r#"<row r="{}">"#, r + 1));
+            for (c, cell) in row.iter().enumerate() {
+                let col = (b'A' + c as u8) as char;
+                if !cell.is_empty() && cell.len() < 12 && cell.bytes().all(|b| b.is_ascii_digit()) {
+                    sheet.push_str(&format!(r#"<c r="{col}{}"><v>{cell}</v></c>"#, r + 1));
+                } else {
+                    sheet.push_str(&format!(r#"<c r="{col}{}" t="inlineStr"><is><t>{cell}</t></is></c>"#, r + 1));
+                }
+            }
+            sheet.push_str("</row>");
+        }
+        sheet.push_str("</sheetData></worksheet>");
+        let parts = [
+            (
+                "[Content_Types].xml",
+                r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#.to_string(),
+            ),
+            (
+                "_rels/.rels",
+                r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.to_string(),
+            ),
+            (
+                "xl/workbook.xml",
+                r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="名单" sheetId="1" r:id="rId1"/></sheets></workbook>"#.to_string(),
+            ),
+            (
+                "xl/_rels/workbook.xml.rels",
+                r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#.to_string(),
+            ),
+            ("xl/worksheets/sheet1.xml", sheet),
+        ];
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, text) in parts {
+            zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+            zip.write_all(text.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn xlsx_rosters_read_like_csv_with_sheet_row_numbers() {
+        let book = xlsx(&[
+            vec!["学号", "姓名", "证件类型", "证件号码", "学院"],
+            vec!["2021001", "张三", "居民身份证", "11010519491231002X", "数学学院"],
+            vec!["2021002", "李四", "居民身份证", "110105194912310021", "数学学院"],
+            vec!["2021003", "王五", "香港身份证", "A123456(3)", "物理学院"],
+        ]);
+        assert!(is_xlsx(&book));
+        let roster = parse(&book).unwrap();
+        let numbers: Vec<&str> = roster.rows.iter().map(|r| r.student_no.as_str()).collect();
+        // Student numbers stored as numbers come back without a decimal point.
+        assert_eq!(numbers, ["2021001", "2021003"]);
+        assert_eq!(roster.errors.len(), 1);
+        assert_eq!(roster.errors[0].line, 3, "the sheet's row");
+        assert!(roster.errors[0].code.starts_with("id."), "{:?}", roster.errors[0]);
+    }
+
+    #[test]
+    fn a_broken_or_bombed_xlsx_is_a_clear_error() {
+        let mut book = xlsx(&[vec!["学号"]]);
+        book.truncate(book.len() / 2);
+        assert_eq!(parse(&book).unwrap_err().code, "roster.xlsx");
+        // 600 MB of zeros compress to under 1 MB: refused from the directory's sizes, nothing inflated.
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let deflate = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        zip.start_file("xl/worksheets/sheet1.xml", deflate).unwrap();
+        let block = vec![0u8; 1 << 20];
+        for _ in 0..600 {
+            zip.write_all(&block).unwrap();
+        }
+        let bomb = zip.finish().unwrap().into_inner();
+        assert!(bomb.len() < 2 << 20, "{}", bomb.len());
+        let e = parse(&bomb).unwrap_err();
+        assert_eq!(e.code, "roster.xlsx");
+        assert!(e.message.en.contains("too large"), "{}", e.message.en);
+    }
+}
