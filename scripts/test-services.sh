@@ -13,7 +13,7 @@ apt_install() {
 
 if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
   if as_root; then
-    apt_install chromium chromium-driver
+    apt_install chromium chromium-driver fonts-noto-cjk
   else
     echo "gradphoto: the browser tests need chromium and chromium-driver (Debian: apt-get install chromium chromium-driver)" >&2
   fi

@@ -176,7 +176,11 @@ async fn render_school(
     let staff: Vec<serde_json::Value> =
         state.db.staff_of_school(id).await?.iter().map(|x| json!({ "username": x.username, "role": x.role })).collect();
     let audit = state.db.audit_log(Some(id), 50).await?;
-    let data = json!({ "school": school, "progress": progress, "statuses": statuses, "rules": rules,
+    let types = state.db.photo_types(id).await?;
+    // The window's days as the date inputs show them (the closing day is the last day open).
+    let opens = school.opens_at.map(|t| crate::views::datetime(Some(t))[..10].to_string());
+    let closes = school.closes_at.map(|t| crate::views::datetime(Some(t - 1))[..10].to_string());
+    let data = json!({ "types": types, "opens": opens, "closes": closes, "school": school, "progress": progress, "statuses": statuses, "rules": rules,
         "not_submitted_pct": pct(progress.not_submitted, total), "found": found, "q": q, "staff": staff,
         "audit": audit, "import": import, "message": message });
     Ok(state.views.render("school.html", merge(staff_ctx(s), data))?.into_response())
@@ -233,6 +237,116 @@ pub async fn import_roster(
     let import = json!({ "created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged,
         "errors": errors, "encoding": roster.encoding });
     render_school(&state, &s, id, None, Some(import), None).await
+}
+
+/// The settings form: every field optional, so an API client may send only what changes.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SettingsForm {
+    name: Option<String>,
+    fee: Option<String>,
+    /// `YYYY-MM-DD` (Beijing time, from 00:00), or empty for no limit.
+    opens: Option<String>,
+    /// `YYYY-MM-DD` (Beijing time, until 24:00 of that day), or empty for no limit.
+    closes: Option<String>,
+    /// `light_blue`, `white`, `light_grey`, comma-separated.
+    backgrounds: Option<String>,
+}
+
+/// Beijing midnight of `YYYY-MM-DD` in Unix milliseconds.
+fn beijing_day(text: &str) -> Option<i64> {
+    let mut parts = text.trim().splitn(3, '-');
+    let (y, m, d): (i64, i64, i64) =
+        (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    if !(2000..=2100).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from the civil date (H. Hinnant's algorithm), the inverse of views::datetime.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 - 8 * 3600) * 1000)
+}
+
+pub async fn settings(
+    State(state): State<AppState>,
+    s: StaffSession,
+    Path(id): Path<i64>,
+    Form(f): Form<SettingsForm>,
+) -> AppResult<Response> {
+    let id = SchoolId(id);
+    s.require_admin(id)?;
+    let school = state.db.school(id).await?;
+    let day = |v: &Option<String>, current: Option<i64>, end: bool| -> AppResult<Option<i64>> {
+        match v.as_deref().map(str::trim) {
+            None => Ok(current),
+            Some("") => Ok(None),
+            Some(t) => beijing_day(t)
+                .map(|ms| Some(if end { ms + 86_400_000 } else { ms }))
+                .ok_or_else(|| invalid("日期格式应为 YYYY-MM-DD", "dates are YYYY-MM-DD")),
+        }
+    };
+    let backgrounds = match f.backgrounds.as_deref().map(str::trim) {
+        None | Some("") => school.backgrounds.clone(),
+        Some(list) => {
+            let known = ["light_blue", "white", "light_grey"];
+            if !list.split(',').all(|c| known.contains(&c.trim())) {
+                return Err(invalid(
+                    "背景颜色只能是 light_blue、white、light_grey",
+                    "backgrounds: light_blue, white, light_grey",
+                ));
+            }
+            list.split(',').map(str::trim).collect::<Vec<_>>().join(",")
+        }
+    };
+    let fee = match f.fee.as_deref() {
+        None => school.fee_cents,
+        Some(t) => parse_fee(t).ok_or_else(|| invalid("费用格式不正确", "the fee is not a number of yuan"))?,
+    };
+    let update = NewSchool {
+        region_id: school.region_id,
+        code: school.code.clone(),
+        name: f.name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).unwrap_or(school.name.clone()),
+        fee_cents: fee,
+        opens_at: day(&f.opens, school.opens_at, false)?,
+        closes_at: day(&f.closes, school.closes_at, true)?,
+        backgrounds,
+    };
+    state.db.update_school(id, &update).await?;
+    state.db.audit(&s.actor(), "school.settings", Some(id), "").await?;
+    Ok(done(&format!("/admin/schools/{id}"), json!({ "ok": true })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct TypeForm {
+    code: String,
+    name_zh: String,
+    name_en: String,
+}
+
+pub async fn add_type(
+    State(state): State<AppState>,
+    s: StaffSession,
+    Path(id): Path<i64>,
+    Form(f): Form<TypeForm>,
+) -> AppResult<Response> {
+    let id = SchoolId(id);
+    s.require_admin(id)?;
+    let code = f.code.trim();
+    if code.is_empty()
+        || code.len() > 32
+        || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        || f.name_zh.trim().is_empty()
+    {
+        return Err(invalid("请填写照片类型代码和中文名称", "a photo type needs a code and a Chinese name"));
+    }
+    let t = state.db.add_photo_type(id, code, f.name_zh.trim(), f.name_en.trim()).await?;
+    state.db.audit(&s.actor(), "photo_type.create", Some(id), &format!("type:{t}")).await?;
+    Ok(done(&format!("/admin/schools/{id}"), json!({ "photo_type": t })))
 }
 
 #[derive(Deserialize)]
@@ -416,4 +530,19 @@ pub async fn export(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn beijing_days_and_fees() {
+        // 2026-06-30 00:00 Beijing = 2026-06-29 16:00 UTC.
+        assert_eq!(super::beijing_day("2026-06-30"), Some(1_782_748_800_000));
+        assert_eq!(crate::views::datetime(super::beijing_day("2000-02-29")), "2000-02-29 00:00");
+        assert_eq!(super::beijing_day("2026-13-01"), None);
+        assert_eq!(super::parse_fee("25.5"), Some(2550));
+        assert_eq!(super::parse_fee(""), Some(0));
+        assert_eq!(super::parse_fee("1.234"), None);
+        assert_eq!(super::parse_fee("-1"), None);
+    }
 }

@@ -58,6 +58,8 @@ routes! {
     "GET" "/admin" Admin None, "Schools visible to this admin";
     "POST" "/admin/schools" SuperAdmin Some("form"), "Create a school (and its first admin)";
     "GET" "/admin/schools/{school}" Admin None, "Progress, staff, students, audit log";
+    "POST" "/admin/schools/{school}/settings" Admin Some("form"), "Name, fee (yuan), collection window (opens, closes: YYYY-MM-DD), allowed backgrounds";
+    "POST" "/admin/schools/{school}/types" Admin Some("form"), "Add a photo type: code, name_zh, name_en";
     "POST" "/admin/schools/{school}/roster" Admin Some("multipart"), "Import a roster (field `roster`, CSV or XLSX)";
     "POST" "/admin/schools/{school}/staff" Admin Some("form"), "Add a reviewer or school admin";
     "POST" "/admin/schools/{school}/students/{student}/paid" Admin Some("form"), "Record an offline payment";

@@ -24,7 +24,7 @@ pub struct Inner {
     pub views: Views,
     pub limiter: RateLimiter,
     /// Bounds the CPU-heavy work (checks, normalisation) to the cores, so a burst queues instead of thrashing.
-    pub cpu: tokio::sync::Semaphore,
+    pub cpu: Arc<tokio::sync::Semaphore>,
     pub payments: Arc<dyn PaymentProvider>,
     /// Wakes the outbox worker when a decision queued a message.
     pub outbox_wake: tokio::sync::Notify,
