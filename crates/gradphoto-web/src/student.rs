@@ -162,11 +162,12 @@ pub async fn photo_page(
         })
         .unwrap_or_default();
     let (zh, en) = status_text(status);
+    let manual = report.as_ref().map(photos::reviewer_only_titles).unwrap_or_default().join("、");
     let registered = submission.as_ref().is_some_and(|x| x.registered_key.is_some());
     let data = json!({ "photo_type": t, "photo": photo, "report": report, "submission": submission,
         "status": status, "status_zh": zh, "status_en": en, "findings": findings, "problems": problems,
         "verdict_zh": verdict.0, "verdict_en": verdict.1, "reasons": reasons, "can_upload": can_upload,
-        "can_submit": can_submit, "registered": registered,
+        "can_submit": can_submit, "registered": registered, "manual": manual,
         "max_upload_mb": state.config.max_upload / (1024 * 1024) });
     Ok(state.views.render("photo.html", merge(ctx(&s), data))?.into_response())
 }
