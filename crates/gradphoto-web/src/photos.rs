@@ -99,7 +99,7 @@ pub fn verdict_text(v: Verdict) -> (&'static str, &'static str) {
         Verdict::Fixable => {
             ("基本合格：尺寸、裁剪等将由系统自动处理", "fine: size and framing are fixed automatically")
         }
-        Verdict::Review => ("需人工确认的项目见下", "a reviewer will look at the points below"),
+        Verdict::Review => ("未发现不合格项，部分项目由审核员确认", "nothing fails; a reviewer confirms some points"),
         Verdict::Reject => {
             ("不符合标准，请按提示重新拍摄或上传", "does not meet the standard; retake or upload another")
         }
@@ -131,7 +131,7 @@ pub fn findings(report: &Report, for_student: bool) -> (Vec<FindingView>, Vec<Fi
     let mut problems: Vec<&gradphoto_core::Finding> = report
         .findings
         .iter()
-        .filter(|f| f.severity != Severity::Pass && !(for_student && f.severity == Severity::Fixable))
+        .filter(|f| f.severity != Severity::Pass && !(for_student && (f.severity == Severity::Fixable || reviewer_only(f))))
         .collect();
     problems.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let mut problems: Vec<FindingView> = problems.into_iter().map(view).collect();
@@ -148,6 +148,17 @@ pub fn findings(report: &Report, for_student: bool) -> (Vec<FindingView>, Vec<Fi
         );
     }
     (all, problems)
+}
+
+/// A clause no machine measures (headwear, jewellery, retouching): always `review`, shown to students as a note
+/// rather than as a problem with their photo.
+pub fn reviewer_only(f: &gradphoto_core::Finding) -> bool {
+    f.severity == Severity::Review && f.measured.is_null()
+}
+
+/// The titles of the reviewer-only clauses of a report, for the student's note.
+pub fn reviewer_only_titles(report: &Report) -> Vec<&'static str> {
+    report.findings.iter().filter(|f| reviewer_only(f)).map(|f| f.rule.title().0).collect()
 }
 
 /// The reasons a reviewer can give: every rule of the standard, by id.
