@@ -55,7 +55,7 @@ fn allowed(route: &gradphoto_web::routes::Route, kind: Kind) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_every_role_own_and_other_school() {
-    let owned = TestServer::start_any().await;
+    let owned = TestServer::start().await;
     // A reference, so the helper closures below copy it.
     let server = &owned;
     server.staff("root", Role::SuperAdmin, None).await;
