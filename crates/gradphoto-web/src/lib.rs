@@ -174,7 +174,20 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(error::negotiate))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(access_log))
         .with_state(state)
+}
+
+/// One line per request: method, path (never the query, which may carry a token), status, time. Paths hold
+/// row ids and school codes only; names, id numbers and student numbers travel in bodies, which are not logged.
+async fn access_log(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(%method, %path, status = res.status().as_u16(), ms = format!("{ms:.1}"), "request");
+    res
 }
 
 async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
