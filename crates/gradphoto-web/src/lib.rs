@@ -140,6 +140,7 @@ const CSS: &str = include_str!("../static/app.css");
 const REVIEW_JS: &str = include_str!("../static/review.js");
 const APP_JS: &str = include_str!("../static/app.js");
 const REQUIREMENTS_SVG: &str = include_str!("../static/requirements.svg");
+const EXAMPLES_SVG: &str = include_str!("../static/examples.svg");
 
 async fn static_file(axum::extract::Path(name): axum::extract::Path<String>) -> axum::response::Response {
     let (body, kind) = match name.as_str() {
@@ -147,6 +148,7 @@ async fn static_file(axum::extract::Path(name): axum::extract::Path<String>) -> 
         "review.js" => (REVIEW_JS, "text/javascript; charset=utf-8"),
         "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
         "requirements.svg" => (REQUIREMENTS_SVG, "image/svg+xml"),
+        "examples.svg" => (EXAMPLES_SVG, "image/svg+xml"),
         _ => return axum::http::StatusCode::NOT_FOUND.into_response(),
     };
     ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
