@@ -11,11 +11,13 @@ pub mod blob;
 pub mod db;
 pub mod ids;
 pub mod recover;
+pub mod s3;
 pub mod vault;
 
 pub use blob::{BlobError, BlobKey, BlobStore, LocalStore};
 pub use db::{Db, DbError};
 pub use ids::*;
+pub use s3::{S3Config, S3Store};
 pub use vault::{Vault, VaultError};
 
 /// Now, in Unix milliseconds: every time in the database is one of these.

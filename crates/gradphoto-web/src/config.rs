@@ -26,6 +26,9 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Folder of the byte store. Default `<data>/store`; env `GRADPHOTO_STORE`.
     pub store_dir: Option<PathBuf>,
+    /// An S3-compatible bucket for the byte store instead of `store_dir` (`[s3]` with `endpoint`, `bucket`,
+    /// optional `region`, `access_key_id`, `secret_access_key`). Default none.
+    pub s3: Option<gradphoto_store::S3Config>,
     /// Folder holding the face-model cache (`models/…`). Default the data folder; env `GRADPHOTO_MODELS`.
     pub models_dir: Option<PathBuf>,
     /// Mark session cookies `Secure` (sent over HTTPS only). Default true; set false only for plain-HTTP use on
@@ -57,6 +60,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: None,
             store_dir: None,
+            s3: None,
             models_dir: None,
             cookie_secure: true,
             max_upload: 20 * 1024 * 1024,

@@ -30,7 +30,7 @@ use axum::routing::{MethodRouter, get, post};
 use gradphoto_core::measure::face::models::FaceModels;
 use gradphoto_core::seal::AesGcmSealer;
 use gradphoto_store::db::{NewSchool, Role, StudentUpsert};
-use gradphoto_store::{Db, LocalStore};
+use gradphoto_store::{BlobStore, Db, LocalStore, S3Store};
 
 pub use config::Config;
 use state::{AppState, Inner};
@@ -60,8 +60,11 @@ pub async fn open(data: &Path, config: Config) -> Result<AppState, StartError> {
     std::fs::create_dir_all(data).map_err(|e| StartError::Io(data.display().to_string(), e))?;
     let (secrets, _created) = secrets::Secrets::load_or_create(data)?;
     let db = Db::connect(&config.database_url(data)).await?;
-    let store = LocalStore::open(config.store_dir(data)).await?;
-    let recovery = gradphoto_store::recover::recover(&db, &store).await?;
+    let store: Arc<dyn BlobStore> = match &config.s3 {
+        Some(s3) => Arc::new(S3Store::open(s3)?),
+        None => Arc::new(LocalStore::open(config.store_dir(data)).await?),
+    };
+    let recovery = gradphoto_store::recover::recover(&db, store.as_ref()).await?;
     if recovery.published + recovery.discarded + recovery.orphans_removed > 0 || !recovery.missing.is_empty() {
         tracing::warn!(
             published = recovery.published,
@@ -85,7 +88,7 @@ pub async fn open(data: &Path, config: Config) -> Result<AppState, StartError> {
     Ok(AppState(Arc::new(Inner {
         vault: secrets.vault(),
         db,
-        store: Arc::new(store),
+        store,
         sealer: Arc::new(sealer),
         models: Arc::new(models),
         views: views::Views::new(),

@@ -57,8 +57,14 @@ fn login_page(
     let mut ctx = ctx;
     ctx["csrf"] = json!(token);
     let page = state.views.render("login.html", ctx)?;
-    let cookie = auth::set_cookie(PRE_COOKIE, &token, 3600, state.config.cookie_secure);
-    Ok((status, [(header::SET_COOKIE, cookie)], page).into_response())
+    let secure = state.config.cookie_secure;
+    let cookie = auth::set_cookie(PRE_COOKIE, &token, 3600, secure);
+    // The device id is given before the sign-in, so that a sign-in cut after the binding's commit (the answer never
+    // arrived) can be repeated from the same browser instead of finding the account bound to a cookie it never got.
+    let device = auth::cookie(headers, DEVICE_COOKIE).unwrap_or_else(auth::random_token);
+    let device = auth::set_cookie(DEVICE_COOKIE, &device, 400 * 86_400, secure);
+    Ok((status, axum::response::AppendHeaders([(header::SET_COOKIE, cookie), (header::SET_COOKIE, device)]), page)
+        .into_response())
 }
 
 pub async fn school_login_page(

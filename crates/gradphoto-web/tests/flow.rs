@@ -17,8 +17,8 @@ async fn student_reviewer_admin_end_to_end_on_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn student_reviewer_admin_end_to_end_on_postgres() {
-    let server = TestServer::start_postgres().await;
+async fn student_reviewer_admin_end_to_end_on_postgres_and_s3() {
+    let server = TestServer::start_postgres_s3().await;
     assert_eq!(server.state.db.backend(), gradphoto_store::db::Backend::Postgres);
     walk(server).await;
 }

@@ -52,12 +52,26 @@ impl TestServer {
         Self::start_with(config()).await
     }
 
-    /// Starts on PostgreSQL: the server named by `GRADPHOTO_TEST_POSTGRES`, which `scripts/test.sh` starts.
-    pub async fn start_postgres() -> TestServer {
+    /// Starts as a site at scale runs: PostgreSQL (`GRADPHOTO_TEST_POSTGRES`) and an S3-compatible bucket
+    /// (`GRADPHOTO_TEST_S3`), both started by `scripts/test.sh`.
+    pub async fn start_postgres_s3() -> TestServer {
         let mut c = config();
         c.database_url = Some(postgres_database().await.expect(
             "GRADPHOTO_TEST_POSTGRES is not set: run scripts/test.sh (it starts a private PostgreSQL) or name a server",
         ));
+        let endpoint = std::env::var("GRADPHOTO_TEST_S3")
+            .expect("GRADPHOTO_TEST_S3 is not set: run scripts/test.sh (it starts a private S3-compatible server)");
+        let bucket =
+            format!("gp-web-{}", &gradphoto_web::auth::random_token().to_lowercase().replace(['-', '_'], "")[..12]);
+        let r = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.unwrap();
+        assert!(r.status().is_success(), "create bucket: {}", r.status());
+        c.s3 = Some(gradphoto_store::S3Config {
+            endpoint,
+            bucket,
+            region: "us-east-1".into(),
+            access_key_id: None,
+            secret_access_key: None,
+        });
         Self::start_with(c).await
     }
 
