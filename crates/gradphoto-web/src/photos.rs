@@ -49,14 +49,6 @@ pub async fn check_upload(state: &AppState, bytes: Arc<Vec<u8>>, school: &School
         // The permit lives as long as the work: a request dropped mid-check (the phone gave up) must not free a
         // core that its check still occupies.
         let _permit = permit;
-        // EXPERIMENT (not to keep): checks at nice 10.
-        thread_local!(static NICED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
-        if std::env::var_os("GP_NICE").is_some() && !NICED.with(|n| n.replace(true)) {
-            if let Ok(l) = std::fs::read_link("/proc/thread-self") {
-                let tid = l.to_string_lossy().rsplit('/').next().unwrap_or("").to_string();
-                let _ = std::process::Command::new("renice").args(["-n", "10", "-p", &tid]).output();
-            }
-        }
         let checked = gradphoto_core::check("upload.jpg", &bytes, &profile, &options);
         let annotated = checked.image.as_ref().and_then(|img| {
             let picture = annotate(img, checked.person.as_ref(), checked.mask.as_ref(), &checked.report);
@@ -131,7 +123,9 @@ pub fn findings(report: &Report, for_student: bool) -> (Vec<FindingView>, Vec<Fi
     let mut problems: Vec<&gradphoto_core::Finding> = report
         .findings
         .iter()
-        .filter(|f| f.severity != Severity::Pass && !(for_student && (f.severity == Severity::Fixable || reviewer_only(f))))
+        .filter(|f| {
+            f.severity != Severity::Pass && !(for_student && (f.severity == Severity::Fixable || reviewer_only(f)))
+        })
         .collect();
     problems.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let mut problems: Vec<FindingView> = problems.into_iter().map(view).collect();
