@@ -47,25 +47,18 @@ pub async fn home(State(state): State<AppState>, s: StudentSession) -> AppResult
     if !s.student.password_changed && !wants_json() {
         return Ok(Redirect::to("/me/password").into_response());
     }
-    // Independent reads go out together: each one queues for a pool connection, and behind a burst of uploads a
-    // page that waited its turn once per read in a row would take seconds.
-    let student = &s.student;
-    let (school, submissions, photo_types, notifications) = tokio::try_join!(
-        state.db.school(student.school_id),
-        state.db.submissions_of(student.id),
-        state.db.photo_types(student.school_id),
-        state.db.notifications(student.id, 20),
-    )?;
-    let latest =
-        futures::future::try_join_all(photo_types.iter().map(|t| state.db.latest_photo(student.id, t.id))).await?;
+    let school = state.db.school(s.student.school_id).await?;
+    let submissions = state.db.submissions_of(s.student.id).await?;
     let mut types = Vec::new();
-    for (t, photo) in photo_types.into_iter().zip(latest) {
+    for t in state.db.photo_types(school.id).await? {
+        let photo = state.db.latest_photo(s.student.id, t.id).await?;
         let sub = submissions.iter().find(|x| x.photo_type_id == t.id);
         let status = type_status(photo.as_ref(), sub);
         let (zh, en) = status_text(status);
         types.push(json!({ "id": t.id, "code": t.code, "name_zh": t.name_zh, "name_en": t.name_en,
             "status": status, "status_zh": zh, "status_en": en, "submission": sub }));
     }
+    let notifications = state.db.notifications(s.student.id, 20).await?;
     let fee_due = school.fee_cents > 0 && !s.student.paid;
     let data = json!({ "school": school, "school_open": school.is_open(now_ms()), "types": types,
         "notifications": notifications, "fee_due": fee_due, "paid": s.student.paid });
@@ -123,15 +116,10 @@ pub async fn photo_page(
     s: StudentSession,
     Path(type_id): Path<i64>,
 ) -> AppResult<Response> {
-    // Together, as on the home page; the latest photo is looked up by the student's id, so reading it before the
-    // type is known to be theirs reveals nothing.
-    let (t, school, photo, submissions) = tokio::try_join!(
-        own_type(&state, &s.student, PhotoTypeId(type_id)),
-        async { state.db.school(s.student.school_id).await.map_err(AppError::from) },
-        async { state.db.latest_photo(s.student.id, PhotoTypeId(type_id)).await.map_err(AppError::from) },
-        async { state.db.submissions_of(s.student.id).await.map_err(AppError::from) },
-    )?;
-    let submission = submissions.into_iter().find(|x| x.photo_type_id == t.id);
+    let t = own_type(&state, &s.student, PhotoTypeId(type_id)).await?;
+    let school = state.db.school(s.student.school_id).await?;
+    let photo = state.db.latest_photo(s.student.id, t.id).await?;
+    let submission = state.db.submissions_of(s.student.id).await?.into_iter().find(|x| x.photo_type_id == t.id);
     let report: Option<Report> = photo.as_ref().and_then(|p| serde_json::from_str(&p.report).ok());
     let status = type_status(photo.as_ref(), submission.as_ref());
     let open = school.is_open(now_ms());
@@ -302,6 +290,14 @@ async fn store_upload(
     for k in &uploaded.replaced {
         // A failure here leaves an unnamed file that start-up recovery removes.
         let _ = state.store.delete(k).await;
+    }
+    // Two uploads at once from one student: the later one's commit may have replaced this photo before it was
+    // published above; its files are then nobody's, and go now rather than at the next start.
+    if let Err(gradphoto_store::DbError::NotFound) = state.db.photo(uploaded.photo).await {
+        let _ = state.store.delete(&original.key).await;
+        if let Some(a) = &annotated {
+            let _ = state.store.delete(&a.key).await;
+        }
     }
     Ok(uploaded.photo)
 }
