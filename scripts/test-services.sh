@@ -59,6 +59,7 @@ if [ -z "${GRADPHOTO_TEST_S3:-}" ]; then
     -master.port=29333 -volume.port=28080 -filer.port=28888 -volume.max=500 -master.volumeSizeLimitMB=16 \
     >"$sw_dir/log" 2>&1 &
   sw_pid=$!
+  disown "$sw_pid"
   for _ in $(seq 1 60); do
     curl -s -o /dev/null "http://127.0.0.1:$sw_port/" && break
     sleep 0.5
