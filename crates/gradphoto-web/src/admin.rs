@@ -15,8 +15,9 @@ use serde_json::json;
 
 use crate::auth::{self, StaffSession};
 use crate::error::{AppError, AppResult, done, wants_json};
-use crate::review::{merge, staff_ctx};
+use crate::review::staff_ctx;
 use crate::state::AppState;
+use crate::views::merge;
 
 pub async fn index(State(state): State<AppState>, s: StaffSession) -> AppResult<Response> {
     match (s.staff.role, s.staff.school_id) {

@@ -3,7 +3,6 @@
 //! Every decision queues the student's notice in the same transaction.
 
 use axum::extract::{Path, Query, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use gradphoto_core::normalise::{self, FixError, FixOptions};
 use gradphoto_core::seal::Identity;
@@ -18,16 +17,10 @@ use crate::auth::StaffSession;
 use crate::error::{AppError, AppResult, done, wants_json};
 use crate::photos::{self, verdict_text};
 use crate::state::AppState;
+use crate::views::{merge, private_jpeg};
 
 pub fn staff_ctx(s: &StaffSession) -> serde_json::Value {
     json!({ "who": s.staff.username, "role": s.staff.role, "csrf": s.csrf })
-}
-
-pub fn merge(mut base: serde_json::Value, more: serde_json::Value) -> serde_json::Value {
-    if let (Some(b), serde_json::Value::Object(m)) = (base.as_object_mut(), more) {
-        b.extend(m);
-    }
-    base
 }
 
 #[derive(Deserialize)]
@@ -115,8 +108,7 @@ pub async fn image(
         "registered.jpg" => item.submission.registered_key.ok_or(AppError::NotFound)?,
         _ => return Err(AppError::NotFound),
     };
-    let bytes = state.store.get(&key).await?;
-    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, no-store")], bytes).into_response())
+    Ok(private_jpeg(state.store.get(&key).await?))
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Form, Multipart, Path, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use gradphoto_core::{Message, Report};
 use gradphoto_store::db::{BlobMeta, NewPhoto, Photo, PhotoType, Status, Student};
@@ -17,17 +16,11 @@ use crate::auth::{self, StudentSession};
 use crate::error::{AppError, AppResult, done, wants_json};
 use crate::photos::{self, status_text, verdict_str, verdict_text};
 use crate::state::AppState;
+use crate::views::{merge, private_jpeg};
 
 fn ctx(s: &StudentSession) -> serde_json::Value {
     json!({ "who": s.student.name, "role": "student", "csrf": s.csrf, "student": {
         "name": s.student.name, "student_no": s.student.student_no, "college": s.student.college } })
-}
-
-fn merge(mut base: serde_json::Value, more: serde_json::Value) -> serde_json::Value {
-    if let (Some(b), serde_json::Value::Object(m)) = (base.as_object_mut(), more) {
-        b.extend(m);
-    }
-    base
 }
 
 async fn own_type(state: &AppState, student: &Student, id: PhotoTypeId) -> AppResult<PhotoType> {
@@ -350,11 +343,6 @@ pub async fn pay_page(State(state): State<AppState>, s: StudentSession) -> AppRe
     Ok(state.views.render("pay.html", merge(ctx(&s), data))?.into_response())
 }
 
-fn jpeg(bytes: Vec<u8>) -> Response {
-    // Personal pictures: never cached by shared caches.
-    ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, no-store")], bytes).into_response()
-}
-
 pub async fn photo_image(
     State(state): State<AppState>,
     s: StudentSession,
@@ -369,7 +357,7 @@ pub async fn photo_image(
         "original.jpg" => photo.original_key,
         _ => return Err(AppError::NotFound),
     };
-    Ok(jpeg(state.store.get(&key).await?))
+    Ok(private_jpeg(state.store.get(&key).await?))
 }
 
 pub async fn registered_image(
@@ -382,5 +370,5 @@ pub async fn registered_image(
         return Err(AppError::NotFound);
     }
     let key = sub.registered_key.ok_or(AppError::NotFound)?;
-    Ok(jpeg(state.store.get(&key).await?))
+    Ok(private_jpeg(state.store.get(&key).await?))
 }

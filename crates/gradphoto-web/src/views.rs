@@ -54,6 +54,21 @@ impl Default for Views {
     }
 }
 
+/// A page's context: the signed-in frame's fields (`base`) with the page's own added.
+pub fn merge(mut base: serde_json::Value, more: serde_json::Value) -> serde_json::Value {
+    if let (Some(b), serde_json::Value::Object(m)) = (base.as_object_mut(), more) {
+        b.extend(m);
+    }
+    base
+}
+
+/// A personal picture: never kept by shared caches.
+pub fn private_jpeg(bytes: Vec<u8>) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, no-store")], bytes).into_response()
+}
+
 /// Unix milliseconds as Beijing time (UTC+8, no daylight saving), `YYYY-MM-DD HH:MM`.
 pub fn datetime(ms: Option<i64>) -> String {
     let Some(ms) = ms else { return String::new() };
