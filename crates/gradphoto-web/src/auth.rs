@@ -126,6 +126,19 @@ pub struct Session {
     pub csrf: String,
 }
 
+/// The session as loaded by [`csrf_guard`] for this request, so that the handler's extractor does not read the same
+/// rows again.
+#[derive(Clone)]
+struct Loaded(Option<Session>);
+
+/// The request's session: the one the CSRF guard already loaded, else from the database.
+async fn session_of(state: &AppState, parts: &Parts) -> AppResult<Option<Session>> {
+    match parts.extensions.get::<Loaded>() {
+        Some(Loaded(s)) => Ok(s.clone()),
+        None => load_session(state, &parts.headers).await,
+    }
+}
+
 async fn load_session(state: &AppState, headers: &HeaderMap) -> AppResult<Option<Session>> {
     let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
     let Some(s) = state.db.session(&token_hash(&token)).await? else { return Ok(None) };
@@ -186,14 +199,14 @@ pub struct MaybeSession(pub Option<Session>);
 impl FromRequestParts<AppState> for MaybeSession {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
-        Ok(MaybeSession(load_session(state, &parts.headers).await?))
+        Ok(MaybeSession(session_of(state, parts).await?))
     }
 }
 
 impl FromRequestParts<AppState> for StudentSession {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
-        match load_session(state, &parts.headers).await? {
+        match session_of(state, parts).await? {
             Some(Session { viewer: Viewer::Student(student), csrf }) => Ok(StudentSession { student: *student, csrf }),
             Some(_) => Err(AppError::Forbidden),
             None => Err(AppError::SignIn("/".into())),
@@ -204,7 +217,7 @@ impl FromRequestParts<AppState> for StudentSession {
 impl FromRequestParts<AppState> for StaffSession {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
-        match load_session(state, &parts.headers).await? {
+        match session_of(state, parts).await? {
             Some(Session { viewer: Viewer::Staff(staff), csrf }) => Ok(StaffSession { staff: *staff, csrf }),
             Some(_) => Err(AppError::Forbidden),
             None => Err(AppError::SignIn("/staff/login".into())),
@@ -237,11 +250,16 @@ pub async fn csrf_guard(state: axum::extract::State<AppState>, req: Request, nex
     }
     // Signing in takes the pre-session token even over a live session (a second sign-in from the same browser).
     let is_login = req.uri().path().ends_with("/login");
-    let expected = match load_session(&state, req.headers()).await {
-        Ok(Some(s)) if !is_login => Some(s.csrf),
-        Ok(_) => cookie(req.headers(), PRE_COOKIE),
+    let session = match load_session(&state, req.headers()).await {
+        Ok(s) => s,
         Err(e) => return e.into_response(),
     };
+    let expected = match &session {
+        Some(s) if !is_login => Some(s.csrf.clone()),
+        _ => cookie(req.headers(), PRE_COOKIE),
+    };
+    let mut req = req;
+    req.extensions_mut().insert(Loaded(session));
     let Some(expected) = expected else { return csrf_refused() };
     let mut given = req
         .headers()
