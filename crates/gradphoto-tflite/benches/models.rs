@@ -2,7 +2,7 @@
 //! Targets (median): detector <= 3 ms, FaceMesh <= 6 ms, selfie segmentation <= 9 ms.
 //!
 //! Run: `cargo bench -p gradphoto-tflite --bench models` (the models are fetched with pip into target/ on first
-//! use; `RUNS=n` changes the number of timed runs).
+//! use; `RUNS=n` changes the number of timed runs; `PROFILE=1` also prints where each model's time goes).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -46,6 +46,9 @@ fn main() {
             })
             .collect();
         times.sort_by(f64::total_cmp);
+        if std::env::var_os("PROFILE").is_some() {
+            profile(&model, &input);
+        }
         let median = times[runs / 2];
         println!(
             "{file:36} median {median:6.3} ms (target {target} ms, min {:.3}, p90 {:.3}) | first call {:.2} ms (load {:.2} ms)",
@@ -54,5 +57,38 @@ fn main() {
             first.as_secs_f64() * 1e3,
             load.as_secs_f64() * 1e3,
         );
+    }
+}
+
+/// Median time of each step over repeated runs, summed by kind of step, and the ten slowest steps.
+fn profile(model: &Model, input: &[f32]) {
+    let runs: Vec<Vec<(String, std::time::Duration)>> =
+        (0..50).map(|_| model.profile(&[input]).expect("runs")).collect();
+    let mut steps: Vec<(String, f64)> = (0..runs[0].len())
+        .map(|i| {
+            let mut t: Vec<f64> = runs.iter().map(|r| r[i].1.as_secs_f64() * 1e3).collect();
+            t.sort_by(f64::total_cmp);
+            (runs[0][i].0.clone(), t[t.len() / 2])
+        })
+        .collect();
+    let mut kinds: Vec<(String, f64, usize)> = Vec::new();
+    for (name, t) in &steps {
+        let kind = name.split_whitespace().next().unwrap_or("").to_string();
+        let kind = if kind == "conv" && name.contains(" 1x1") { "conv 1x1".to_string() } else { kind };
+        match kinds.iter_mut().find(|k| k.0 == kind) {
+            Some(k) => {
+                k.1 += t;
+                k.2 += 1
+            }
+            None => kinds.push((kind, *t, 1)),
+        }
+    }
+    kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (kind, t, n) in kinds {
+        println!("  {kind:12} {n:3} steps {t:7.3} ms");
+    }
+    steps.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (name, t) in steps.iter().take(10) {
+        println!("    {t:7.3} ms  {name}");
     }
 }

@@ -1,9 +1,7 @@
 //! NHWC f32 kernels. Shapes and geometry are validated when the model is prepared, so slice
 //! lengths here always match; loops use `chunks_exact`/`zip` so the compiler can vectorise them.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2};
-
+use crate::gemm::Packed;
 use crate::schema::{Activation, Padding};
 
 /// Sliding-window geometry of a convolution or pool on an NHWC tensor.
@@ -155,19 +153,19 @@ fn fast_exp(x: f32) -> f32 {
     p * f32::from_bits(n_int.wrapping_add(127) << 23)
 }
 
-/// Number of output pixels per GEMM call: enough rows to amortise packing the weights,
-/// few enough that the im2col tile and the output tile stay in L2 for the fused epilogue.
+/// Number of output pixels per GEMM call: few enough that the im2col tile and the output tile stay in L2 for
+/// the fused epilogue.
 fn tile_rows(k: usize, n: usize) -> usize {
     let by_k = (48 * 1024 / (k.max(1) * 4)).max(1);
     by_k.max(n / 2).clamp(32, 1024)
 }
 
-/// CONV_2D: im2col (skipped for 1×1 stride-1 convolutions) + sgemm, tile by tile.
+/// CONV_2D: im2col (skipped for 1×1 stride-1 convolutions) + GEMM, tile by tile.
 #[derive(Debug)]
 pub(crate) struct Conv {
     pub g: Geom,
-    /// [K][Cout] row-major, K = k_h * k_w * Cin in (ky, kx, c) order.
-    pub weights: Vec<f32>,
+    /// [K][Cout], K = k_h * k_w * Cin in (ky, kx, c) order, packed for the GEMM.
+    pub weights: Packed,
     pub bias: Vec<f32>,
     pub posts: Vec<Post>,
 }
@@ -189,7 +187,6 @@ impl Conv {
         let (k, n) = (self.k(), g.out_c);
         let pixels = g.out_h * g.out_w;
         let tile = tile_rows(k, n);
-        let b = ArrayView2::from_shape((k, n), &self.weights[..k * n]).expect("weights shape checked at load");
         for batch in 0..g.batch {
             let inp = &input[batch * g.in_h * g.in_w * g.in_c..][..g.in_h * g.in_w * g.in_c];
             let outb = &mut out[batch * pixels * n..][..pixels * n];
@@ -204,14 +201,7 @@ impl Conv {
                     self.im2col(inp, p0, m, s);
                     s
                 };
-                let a = ArrayView2::from_shape((m, k), a_data).expect("tile shape");
-                let mut c = ArrayViewMut2::from_shape((m, n), &mut *c_tile).expect("tile shape");
-                general_mat_mul(1.0, &a, &b, 0.0, &mut c);
-                for px in c_tile.chunks_exact_mut(n) {
-                    for (v, &bv) in px.iter_mut().zip(&self.bias) {
-                        *v += bv;
-                    }
-                }
+                self.weights.product(a_data, Some(&self.bias), c_tile);
                 apply_posts(c_tile, (batch * pixels + p0) * n, n, &self.posts, extras);
                 p0 += m;
             }
@@ -282,9 +272,6 @@ pub(crate) struct Depthwise {
     pub weights: Vec<f32>,
     pub bias: Vec<f32>,
     pub posts: Vec<Post>,
-    /// Stride-1 layers only: each tap's weights repeated across a whole output row
-    /// ([k_h][k_w][out_w * C]), and the bias likewise, so a tap is one flat multiply-add over the row.
-    rows: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 /// For each output coordinate: the range of kernel taps that land inside the input (contiguous,
@@ -300,30 +287,22 @@ fn tap_ranges(out: usize, input: usize, k: usize, stride: usize, dil: usize, pad
         .collect()
 }
 
-/// Channels handled per register block in the depthwise loops.
-const DW_BLOCK: usize = 8;
-
 impl Depthwise {
     pub(crate) fn new(g: Geom, multiplier: usize, weights: Vec<f32>, bias: Vec<f32>, posts: Vec<Post>) -> Self {
-        let row = g.out_w * g.out_c;
-        let flat = multiplier == 1 && g.stride_w == 1 && g.dil_w == 1 && g.k_h * g.k_w * row <= 1 << 20;
-        let rows = flat.then(|| {
-            let tiled = weights.chunks_exact(g.out_c).flat_map(|tap| tap.iter().cycle().take(row)).copied().collect();
-            (tiled, bias.iter().cycle().take(row).copied().collect())
-        });
-        Depthwise { g, multiplier, weights, bias, posts, rows }
+        Depthwise { g, multiplier, weights, bias, posts }
     }
 
     pub(crate) fn run(&self, input: &[f32], out: &mut [f32], extras: &[&[f32]]) {
-        if let Some((tiled, bias_row)) = &self.rows {
-            return self.run_rows(input, out, tiled, bias_row, extras);
+        if self.multiplier == 1 {
+            return self.run_vectors(input, out, extras);
         }
+        // A channel multiplier (none in these models' hot layers): plain loops, output channel c reading input
+        // channel c / multiplier.
         let g = &self.g;
         let (ci, co) = (g.in_c, g.out_c);
         let row_len = g.out_w * co;
         let ys = tap_ranges(g.out_h, g.in_h, g.k_h, g.stride_h, g.dil_h, g.pad_top);
         let xs = tap_ranges(g.out_w, g.in_w, g.k_w, g.stride_w, g.dil_w, g.pad_left);
-        let blocks = if self.multiplier == 1 { co / DW_BLOCK } else { 0 };
         for batch in 0..g.batch {
             let inp = &input[batch * g.in_h * g.in_w * ci..][..g.in_h * g.in_w * ci];
             let outb = &mut out[batch * g.out_h * row_len..][..g.out_h * row_len];
@@ -331,48 +310,15 @@ impl Depthwise {
                 let (ky0, ky1, iy0) = ys[oy];
                 for (ox, o) in orow.chunks_exact_mut(co).enumerate() {
                     let (kx0, kx1, ix0) = xs[ox];
-                    // Blocks of 8 channels accumulate in registers across all taps.
-                    for b in 0..blocks {
-                        let c0 = b * DW_BLOCK;
-                        let mut acc = [0.0f32; DW_BLOCK];
-                        acc.copy_from_slice(&self.bias[c0..c0 + DW_BLOCK]);
-                        for ky in ky0..ky1 {
-                            let row = (iy0 + (ky - ky0) * g.dil_h) * g.in_w;
-                            for kx in kx0..kx1 {
-                                let io = (row + ix0 + (kx - kx0) * g.dil_w) * ci + c0;
-                                let wo = (ky * g.k_w + kx) * co + c0;
-                                let x = &inp[io..io + DW_BLOCK];
-                                let w = &self.weights[wo..wo + DW_BLOCK];
-                                for i in 0..DW_BLOCK {
-                                    acc[i] += x[i] * w[i];
-                                }
-                            }
-                        }
-                        o[c0..c0 + DW_BLOCK].copy_from_slice(&acc);
-                    }
-                    // Remaining channels (all of them when the multiplier is not 1).
-                    let c0 = blocks * DW_BLOCK;
-                    if c0 == co {
-                        continue;
-                    }
-                    let o = &mut o[c0..];
-                    o.copy_from_slice(&self.bias[c0..]);
+                    o.copy_from_slice(&self.bias);
                     for ky in ky0..ky1 {
                         let row = (iy0 + (ky - ky0) * g.dil_h) * g.in_w;
                         for kx in kx0..kx1 {
                             let io = (row + ix0 + (kx - kx0) * g.dil_w) * ci;
-                            let w = &self.weights[(ky * g.k_w + kx) * co + c0..][..co - c0];
-                            if self.multiplier == 1 {
-                                let x = &inp[io + c0..io + co];
-                                for ((o, &x), &w) in o.iter_mut().zip(x).zip(w) {
-                                    *o += x * w;
-                                }
-                            } else {
-                                // Output channel c reads input channel c / multiplier.
-                                let px = &inp[io..io + ci];
-                                for (c, (o, &w)) in o.iter_mut().zip(w).enumerate() {
-                                    *o += px[c / self.multiplier] * w;
-                                }
+                            let w = &self.weights[(ky * g.k_w + kx) * co..][..co];
+                            let px = &inp[io..io + ci];
+                            for (c, (o, &w)) in o.iter_mut().zip(w).enumerate() {
+                                *o += px[c / self.multiplier] * w;
                             }
                         }
                     }
@@ -384,45 +330,159 @@ impl Depthwise {
 }
 
 impl Depthwise {
-    /// Stride 1 along width: for each kernel tap, the output pixels whose input is in bounds form
-    /// one contiguous run, and so do their inputs: out[run] += in[run shifted] * weights tiled.
-    fn run_rows(&self, input: &[f32], out: &mut [f32], tiled: &[f32], bias_row: &[f32], extras: &[&[f32]]) {
+    /// Multiplier 1, in vectors of channels chosen at run time: for each output row, each vector of channels and
+    /// four output pixels at a time, every tap accumulates in registers (four independent chains keep the FMA
+    /// units busy) and each output is stored once.
+    fn run_vectors(&self, input: &[f32], out: &mut [f32], extras: &[&[f32]]) {
+        let arch = pulp::Arch::new();
+        self.run_rows_with(input, out, extras, |row| arch.dispatch(row));
+    }
+
+    /// `run_vectors` with the instruction set chosen by `each_row` (tests force the scalar one).
+    fn run_rows_with(
+        &self,
+        input: &[f32],
+        out: &mut [f32],
+        extras: &[&[f32]],
+        mut each_row: impl FnMut(DepthwiseRow<'_>),
+    ) {
         let g = &self.g;
         let c = g.in_c;
         let row_len = g.out_w * c;
-        let in_row_len = g.in_w * c;
         let ys = tap_ranges(g.out_h, g.in_h, g.k_h, g.stride_h, g.dil_h, g.pad_top);
-        // Output pixels [lo, hi) read input pixel ox + kx - pad_left, which must lie in [0, in_w).
-        let xs: Vec<(usize, usize)> = (0..g.k_w)
-            .map(|kx| {
-                let lo = g.pad_left.saturating_sub(kx).min(g.out_w);
-                let hi = (g.in_w + g.pad_left).saturating_sub(kx).clamp(lo, g.out_w);
-                (lo, hi)
-            })
-            .collect();
+        let xs = tap_ranges(g.out_w, g.in_w, g.k_w, g.stride_w, g.dil_w, g.pad_left);
         for batch in 0..g.batch {
-            let inp = &input[batch * g.in_h * in_row_len..][..g.in_h * in_row_len];
+            let inp = &input[batch * g.in_h * g.in_w * c..][..g.in_h * g.in_w * c];
             let outb = &mut out[batch * g.out_h * row_len..][..g.out_h * row_len];
             for (oy, orow) in outb.chunks_exact_mut(row_len).enumerate() {
-                orow.copy_from_slice(bias_row);
-                let (ky0, ky1, iy0) = ys[oy];
-                for ky in ky0..ky1 {
-                    let iy = iy0 + (ky - ky0) * g.dil_h;
-                    let in_row = &inp[iy * in_row_len..][..in_row_len];
-                    for (kx, &(lo, hi)) in xs.iter().enumerate() {
-                        if lo >= hi {
-                            continue;
-                        }
-                        let ix = lo + kx - g.pad_left;
-                        let w = &tiled[(ky * g.k_w + kx) * row_len..][lo * c..hi * c];
-                        let x = &in_row[ix * c..(ix + hi - lo) * c];
-                        for ((o, &x), &w) in orow[lo * c..hi * c].iter_mut().zip(x).zip(w) {
-                            *o += x * w;
-                        }
-                    }
-                }
+                each_row(DepthwiseRow { dw: self, inp, orow: &mut *orow, ys: ys[oy], xs: &xs });
                 apply_posts(orow, (batch * g.out_h + oy) * row_len, c, &self.posts, extras);
             }
+        }
+    }
+}
+
+/// Kernel rows the whole-vector depthwise path holds (taller kernels take the general path).
+const MAX_DW_ROWS: usize = 8;
+
+/// One output row of a multiplier-1 depthwise convolution (see `Depthwise::run_vectors`).
+struct DepthwiseRow<'a> {
+    dw: &'a Depthwise,
+    inp: &'a [f32],
+    orow: &'a mut [f32],
+    ys: (usize, usize, usize),
+    xs: &'a [(usize, usize, usize)],
+}
+
+impl pulp::WithSimd for DepthwiseRow<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        const PIXELS: usize = 4;
+        let DepthwiseRow { dw, inp, orow, ys: (ky0, ky1, iy0), xs } = self;
+        let g = &dw.g;
+        let c = g.in_c;
+        let lanes = S::F32_LANES;
+        // Whole vectors by plain loads and stores; pulp's partial ones go through a table of routines.
+        let load = |s: &[f32]| if s.len() == lanes { S::as_simd_f32s(s).0[0] } else { simd.partial_load_f32s(s) };
+        let store = |s: &mut [f32], v: S::f32s| {
+            if s.len() == lanes {
+                S::as_mut_simd_f32s(s).0[0] = v;
+            } else {
+                simd.partial_store_f32s(s, v);
+            }
+        };
+        let full = (0, g.k_w);
+        if c % lanes == 0 && ky1 - ky0 <= MAX_DW_ROWS {
+            // Whole vectors only: every pixel's channels are `cv` vectors, indexed without slicing.
+            let cv = c / lanes;
+            let w = S::as_simd_f32s(&dw.weights).0;
+            let bias = S::as_simd_f32s(&dw.bias).0;
+            let mut rows: [&[S::f32s]; MAX_DW_ROWS] = [&[]; MAX_DW_ROWS];
+            for (ky, r) in (ky0..ky1).zip(rows.iter_mut()) {
+                let iy = iy0 + (ky - ky0) * g.dil_h;
+                *r = S::as_simd_f32s(&inp[iy * g.in_w * c..][..g.in_w * c]).0;
+            }
+            let rows = &rows[..ky1 - ky0];
+            let out = S::as_mut_simd_f32s(orow).0;
+            for j in 0..cv {
+                let mut ox = 0;
+                while ox < g.out_w {
+                    let (kx0, kx1, ix0) = xs[ox];
+                    let block = ox + PIXELS <= g.out_w && (0..PIXELS).all(|q| (xs[ox + q].0, xs[ox + q].1) == full);
+                    if block {
+                        let at: [usize; PIXELS] = std::array::from_fn(|q| xs[ox + q].2);
+                        let mut acc = [bias[j]; PIXELS];
+                        for (dy, r) in rows.iter().enumerate() {
+                            let ky = ky0 + dy;
+                            for kx in 0..g.k_w {
+                                let wk = w[(ky * g.k_w + kx) * cv + j];
+                                for (acc, &ix) in acc.iter_mut().zip(&at) {
+                                    *acc = simd.mul_add_e_f32s(r[(ix + kx * g.dil_w) * cv + j], wk, *acc);
+                                }
+                            }
+                        }
+                        for (q, acc) in acc.iter().enumerate() {
+                            out[(ox + q) * cv + j] = *acc;
+                        }
+                        ox += PIXELS;
+                    } else {
+                        let mut acc = bias[j];
+                        for (dy, r) in rows.iter().enumerate() {
+                            let ky = ky0 + dy;
+                            for kx in kx0..kx1 {
+                                let ix = ix0 + (kx - kx0) * g.dil_w;
+                                acc = simd.mul_add_e_f32s(r[ix * cv + j], w[(ky * g.k_w + kx) * cv + j], acc);
+                            }
+                        }
+                        out[ox * cv + j] = acc;
+                        ox += 1;
+                    }
+                }
+            }
+            return;
+        }
+        let mut c0 = 0;
+        while c0 < c {
+            let width = lanes.min(c - c0);
+            let bias = load(&dw.bias[c0..c0 + width]);
+            let mut ox = 0;
+            while ox < g.out_w {
+                let (kx0, kx1, ix0) = xs[ox];
+                // Four pixels whose taps are all inside the row share one loop.
+                let block = ox + PIXELS <= g.out_w && (0..PIXELS).all(|q| (xs[ox + q].0, xs[ox + q].1) == full);
+                if block {
+                    let mut acc = [bias; PIXELS];
+                    for ky in ky0..ky1 {
+                        let row = (iy0 + (ky - ky0) * g.dil_h) * g.in_w;
+                        for kx in 0..g.k_w {
+                            let w = load(&dw.weights[(ky * g.k_w + kx) * c + c0..][..width]);
+                            for (q, acc) in acc.iter_mut().enumerate() {
+                                let io = (row + xs[ox + q].2 + kx * g.dil_w) * c + c0;
+                                *acc = simd.mul_add_e_f32s(load(&inp[io..io + width]), w, *acc);
+                            }
+                        }
+                    }
+                    for (q, acc) in acc.iter().enumerate() {
+                        store(&mut orow[(ox + q) * c + c0..][..width], *acc);
+                    }
+                    ox += PIXELS;
+                } else {
+                    let mut acc = bias;
+                    for ky in ky0..ky1 {
+                        let row = (iy0 + (ky - ky0) * g.dil_h) * g.in_w;
+                        for kx in kx0..kx1 {
+                            let io = (row + ix0 + (kx - kx0) * g.dil_w) * c + c0;
+                            let w = load(&dw.weights[(ky * g.k_w + kx) * c + c0..][..width]);
+                            acc = simd.mul_add_e_f32s(load(&inp[io..io + width]), w, acc);
+                        }
+                    }
+                    store(&mut orow[ox * c + c0..][..width], acc);
+                    ox += 1;
+                }
+            }
+            c0 += width;
         }
     }
 }
@@ -434,8 +494,8 @@ impl Depthwise {
 pub(crate) struct TransposeConv {
     /// `in_*` is the op's input, `out_*` its output; `pad_*` the offsets subtracted from output positions.
     pub g: Geom,
-    /// [Cin][k_h][k_w][Cout] (TFLite stores [Cout][k_h][k_w][Cin]).
-    pub weights: Vec<f32>,
+    /// [Cin][k_h][k_w][Cout] (TFLite stores [Cout][k_h][k_w][Cin]), packed for the GEMM.
+    pub weights: Packed,
     pub bias: Vec<f32>,
     pub posts: Vec<Post>,
 }
@@ -467,7 +527,6 @@ impl TransposeConv {
         let (ci, co, n) = (g.in_c, g.out_c, self.cols());
         let pixels = g.in_h * g.in_w;
         let tile = tile_rows(ci, n);
-        let b = ArrayView2::from_shape((ci, n), &self.weights[..ci * n]).expect("weights shape checked at load");
         for batch in 0..g.batch {
             let inp = &input[batch * pixels * ci..][..pixels * ci];
             let outb = &mut out[batch * g.out_h * g.out_w * co..][..g.out_h * g.out_w * co];
@@ -477,10 +536,8 @@ impl TransposeConv {
             let mut p0 = 0;
             while p0 < pixels {
                 let m = tile.min(pixels - p0);
-                let a = ArrayView2::from_shape((m, ci), &inp[p0 * ci..(p0 + m) * ci]).expect("tile shape");
                 let cols = &mut scratch[..m * n];
-                let mut c = ArrayViewMut2::from_shape((m, n), &mut *cols).expect("tile shape");
-                general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+                self.weights.product(&inp[p0 * ci..(p0 + m) * ci], None, cols);
                 for (i, row) in cols.chunks_exact(n).enumerate() {
                     let (iy, ix) = ((p0 + i) / g.in_w, (p0 + i) % g.in_w);
                     for (ky, krow) in row.chunks_exact(g.k_w * co).enumerate() {
@@ -794,6 +851,67 @@ pub(crate) fn f16_to_f32(h: u16) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pulp::WithSimd;
+
+    /// The vector depthwise path, with the CPU's instructions and with the scalar fallback, against the
+    /// definition: odd channel counts (a partial vector), strides 1 and 2, padding on every side, dilation.
+    #[test]
+    fn depthwise_matches_the_definition() {
+        for (c, stride, dil, k) in [(16, 1, 1, 3), (28, 2, 1, 3), (5, 1, 2, 3), (24, 2, 1, 5), (9, 1, 1, 1)] {
+            let (in_h, in_w) = (11, 13);
+            let (out_h, pad_top) = out_size_and_pad(Padding::Same, in_h, k, stride, dil).expect("size");
+            let (out_w, pad_left) = out_size_and_pad(Padding::Same, in_w, k, stride, dil).expect("size");
+            let g = Geom {
+                batch: 1,
+                in_h,
+                in_w,
+                in_c: c,
+                out_h,
+                out_w,
+                out_c: c,
+                k_h: k,
+                k_w: k,
+                stride_h: stride,
+                stride_w: stride,
+                dil_h: dil,
+                dil_w: dil,
+                pad_top,
+                pad_left,
+            };
+            let input: Vec<f32> = (0..in_h * in_w * c).map(|i| ((i * 7919) % 29) as f32 * 0.1 - 1.4).collect();
+            let weights: Vec<f32> = (0..k * k * c).map(|i| ((i * 104_729) % 17) as f32 * 0.05 - 0.4).collect();
+            let bias: Vec<f32> = (0..c).map(|i| i as f32 * 0.01).collect();
+            let dw = Depthwise::new(g, 1, weights.clone(), bias.clone(), Vec::new());
+            let mut want = vec![0.0f32; out_h * out_w * c];
+            for oy in 0..out_h {
+                for ox in 0..out_w {
+                    for ch in 0..c {
+                        let mut v = bias[ch];
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * stride + ky * dil) as isize - pad_top as isize;
+                                let ix = (ox * stride + kx * dil) as isize - pad_left as isize;
+                                if (0..in_h as isize).contains(&iy) && (0..in_w as isize).contains(&ix) {
+                                    let x = input[(iy as usize * in_w + ix as usize) * c + ch];
+                                    v += x * weights[(ky * k + kx) * c + ch];
+                                }
+                            }
+                        }
+                        want[(oy * out_w + ox) * c + ch] = v;
+                    }
+                }
+            }
+            let mut fast = vec![f32::NAN; want.len()];
+            dw.run(&input, &mut fast, &[]);
+            let mut scalar = vec![f32::NAN; want.len()];
+            dw.run_rows_with(&input, &mut scalar, &[], |row| row.with_simd(pulp::Scalar::new()));
+            for (i, w) in want.iter().enumerate() {
+                for got in [fast[i], scalar[i]] {
+                    assert!((got - w).abs() <= 1e-4 * w.abs().max(1.0), "c {c} stride {stride} [{i}]: {got} vs {w}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn f16_conversion_matches_the_definition() {

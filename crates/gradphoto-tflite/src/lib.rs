@@ -20,6 +20,7 @@
 //! ```
 
 mod fb;
+mod gemm;
 mod kernels;
 mod plan;
 mod schema;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::Error;
+use crate::gemm::Packed;
 use crate::kernels::{
     BinKind, Binary, Concat, Conv, Depthwise, Geom, Pad, Pool, PoolKind, Post, Resize, TransposeConv, Unary,
     f16_to_f32, out_size_and_pad,
@@ -420,7 +421,7 @@ impl Builder<'_> {
                 Kernel::Conv(Conv {
                     g,
                     // TFLite stores [Cout][K]; the GEMM wants [K][Cout].
-                    weights: transpose(&wts, co, k),
+                    weights: Packed::new(&transpose(&wts, co, k), k, co),
                     bias: self.bias(bias, co)?,
                     posts: vec![Post::Act(opts.activation)],
                 })
@@ -600,7 +601,7 @@ impl Builder<'_> {
                 };
                 Kernel::TransposeConv(TransposeConv {
                     g,
-                    weights: TransposeConv::pack(&self.const_f32(w)?, co, kh * kw, ci),
+                    weights: Packed::new(&TransposeConv::pack(&self.const_f32(w)?, co, kh * kw, ci), ci, kh * kw * co),
                     bias: self.bias(Some(bias), co)?,
                     posts: Vec::new(),
                 })

@@ -63,7 +63,8 @@ pub fn sample(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
     let (w, h) = (img.width as usize, img.height as usize);
     let x = x.clamp(0.0, (w - 1) as f32);
     let y = y.clamp(0.0, (h - 1) as f32);
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+    // Both are clamped to ≥ 0, where truncation is floor: `floor()` is a library call on baseline x86-64.
+    let (x0, y0) = (x as usize, y as usize);
     let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
     let (fx, fy) = (x - x0 as f32, y - y0 as f32);
     let px = |xx: usize, yy: usize| {
@@ -90,7 +91,7 @@ pub fn input(pyr: &Pyramid) -> (Vec<f32>, Letterbox) {
     pyr.resample((-lb.pad_x * step, -lb.pad_y * step), (step, step), (INPUT, INPUT), |x, y, p| {
         let o = (y * INPUT + x) * 3;
         for k in 0..3 {
-            out[o + k] = p[k] / 127.5 - 1.0;
+            out[o + k] = p[k] * (1.0 / 127.5) - 1.0;
         }
     });
     (out, lb)

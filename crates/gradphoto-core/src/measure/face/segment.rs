@@ -12,7 +12,7 @@ pub fn input(pyr: &Pyramid) -> Vec<f32> {
     pyr.resample((0.0, 0.0), (sx, sy), (INPUT, INPUT), |x, y, p| {
         let o = (y * INPUT + x) * 3;
         for k in 0..3 {
-            out[o + k] = p[k] / 255.0;
+            out[o + k] = p[k] * (1.0 / 255.0);
         }
     });
     out
@@ -44,7 +44,8 @@ impl Mask {
         let (nc, nr) = (self.cols as f32, self.rows as f32);
         let mx = ((x + 0.5) / self.image_width as f32 * nc - 0.5).clamp(0.0, nc - 1.0);
         let my = ((y + 0.5) / self.image_height as f32 * nr - 0.5).clamp(0.0, nr - 1.0);
-        let (x0, y0) = (mx.floor() as usize, my.floor() as usize);
+        // Clamped to ≥ 0 (NaN gives 0), so truncation is floor, without `floor()`'s library call.
+        let (x0, y0) = (mx as usize, my as usize);
         let (x1, y1) = ((x0 + 1).min(self.cols - 1), (y0 + 1).min(self.rows - 1));
         let (fx, fy) = (mx - x0 as f32, my - y0 as f32);
         let p = |xx: usize, yy: usize| self.probs.get(yy * self.cols + xx).copied().unwrap_or(0.0);
