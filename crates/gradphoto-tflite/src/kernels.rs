@@ -538,12 +538,22 @@ impl TransposeConv {
                 let m = tile.min(pixels - p0);
                 let cols = &mut scratch[..m * n];
                 self.weights.product(&inp[p0 * ci..(p0 + m) * ci], None, cols);
+                // Taps that tile the output without overlap or padding along x (MediaPipe's 2 × 2 / 2 upsampling):
+                // a pixel's kernel row is one run of the output row.
+                let run_x = g.stride_w == g.k_w && g.pad_left == 0 && g.out_w >= g.in_w * g.k_w;
                 for (i, row) in cols.chunks_exact(n).enumerate() {
                     let (iy, ix) = ((p0 + i) / g.in_w, (p0 + i) % g.in_w);
                     for (ky, krow) in row.chunks_exact(g.k_w * co).enumerate() {
                         let Some(oy) = (iy * g.stride_h + ky).checked_sub(g.pad_top).filter(|&y| y < g.out_h) else {
                             continue;
                         };
+                        if run_x {
+                            let o = &mut outb[(oy * g.out_w + ix * g.k_w) * co..][..g.k_w * co];
+                            for (o, &v) in o.iter_mut().zip(krow) {
+                                *o += v;
+                            }
+                            continue;
+                        }
                         for (kx, vals) in krow.chunks_exact(co).enumerate() {
                             let Some(ox) = (ix * g.stride_w + kx).checked_sub(g.pad_left).filter(|&x| x < g.out_w)
                             else {
