@@ -412,14 +412,17 @@ impl pulp::WithSimd for DepthwiseRow<'_> {
                     let (kx0, kx1, ix0) = xs[ox];
                     let block = ox + PIXELS <= g.out_w && (0..PIXELS).all(|q| (xs[ox + q].0, xs[ox + q].1) == full);
                     if block {
-                        let at: [usize; PIXELS] = std::array::from_fn(|q| xs[ox + q].2);
+                        // Offsets worked out once per block; the taps then only add a step.
+                        let at: [usize; PIXELS] = std::array::from_fn(|q| xs[ox + q].2 * cv + j);
+                        let step = g.dil_w * cv;
                         let mut acc = [bias[j]; PIXELS];
                         for (dy, r) in rows.iter().enumerate() {
-                            let ky = ky0 + dy;
+                            let taps = &w[(ky0 + dy) * g.k_w * cv + j..];
                             for kx in 0..g.k_w {
-                                let wk = w[(ky * g.k_w + kx) * cv + j];
-                                for (acc, &ix) in acc.iter_mut().zip(&at) {
-                                    *acc = simd.mul_add_e_f32s(r[(ix + kx * g.dil_w) * cv + j], wk, *acc);
+                                let wk = taps[kx * cv];
+                                let off = kx * step;
+                                for (acc, &a) in acc.iter_mut().zip(&at) {
+                                    *acc = simd.mul_add_e_f32s(r[a + off], wk, *acc);
                                 }
                             }
                         }
