@@ -767,6 +767,12 @@ impl Db {
     pub async fn import_students(&self, school: SchoolId, rows: &[StudentUpsert]) -> Result<ImportCounts> {
         let mut counts = ImportCounts::default();
         let mut tx = self.begin().await?;
+        // Imports of one school run one after the other: the second must see the students the first created, or
+        // both insert them and the later one fails on the unique student number. (SQLite's BEGIN IMMEDIATE and the
+        // writer lock already serialise them.)
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM schools WHERE id = $1 FOR UPDATE").bind(school.0).execute(&mut *tx.tx).await?;
+        }
         let now = now_ms();
         let existing: HashMap<String, Known> = sqlx::query(
             "SELECT id, student_no, id_hash, name, college, degree_level, id_kind FROM students WHERE school_id = $1",

@@ -231,3 +231,54 @@ async fn recovery_publishes_discards_and_reports() {
     let r = recover(&db, &store).await.unwrap();
     assert_eq!(r.missing, vec![committed.key.to_string()]);
 }
+
+/// Two admins (or one double-clicking) import the same roster at once: both succeed, every student exists once,
+/// and between them the imports created each student once and found it unchanged once.
+async fn concurrent_imports(db: Db) {
+    let vault = Vault::from_base64(&Vault::generate_key(), &Vault::generate_key()).unwrap();
+    let region = db.upsert_region("上海市", "上海市").await.unwrap();
+    let school = db
+        .create_school(&NewSchool {
+            region_id: region,
+            code: "sjtu".into(),
+            name: "上海交通大学".into(),
+            fee_cents: 0,
+            opens_at: None,
+            closes_at: None,
+            backgrounds: "light_blue".into(),
+        })
+        .await
+        .unwrap();
+    let rows: Vec<StudentUpsert> = (0..60)
+        .map(|i| {
+            let id = format!("ID{i:04}");
+            StudentUpsert {
+                student_no: format!("2026{i:04}"),
+                name: format!("学生{i}"),
+                id_kind: "mainland".into(),
+                id_cipher: vault.seal("ctx", &id),
+                id_hash: vault.lookup_hash(&id),
+                college: None,
+                degree_level: None,
+            }
+        })
+        .collect();
+    for round in 0..3 {
+        let (a, b) = tokio::join!(db.import_students(school, &rows), db.import_students(school, &rows));
+        let (a, b) = (a.expect("first import"), b.expect("second import"));
+        assert_eq!(a.created + b.created, if round == 0 { 60 } else { 0 }, "round {round}");
+        assert_eq!(a.created + a.unchanged + b.created + b.unchanged, 120, "round {round}");
+    }
+    assert_eq!(db.students(school, 1000, 0).await.unwrap().len(), 60);
+}
+
+#[tokio::test]
+async fn concurrent_imports_on_sqlite() {
+    let (db, _dir) = sqlite().await;
+    concurrent_imports(db).await;
+}
+
+#[tokio::test]
+async fn concurrent_imports_on_postgres() {
+    concurrent_imports(postgres().await).await;
+}
