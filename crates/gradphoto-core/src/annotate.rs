@@ -96,20 +96,17 @@ pub fn annotate(img: &RgbImage, person: Option<&PersonMeasurements>, mask: Optio
     let crop = person.and_then(|p| p.crop).unwrap_or_else(|| Crop::whole(img.width, img.height));
     let (w, h) = (RENDER_W as usize, RENDER_H as usize);
     let inv = 1.0 / crop.scale();
-    let mut out = RgbImage { width: w as u32, height: h as u32, pixels: vec![0; w * h * 3] };
+    // Dark grey where the crop reaches past the photo (the missing pixels of `geometry.croppable`).
+    let mut out = RgbImage { width: w as u32, height: h as u32, pixels: vec![64; w * h * 3] };
     let pyr = Pyramid::new(img);
-    for y in 0..h {
-        for x in 0..w {
-            let sx = crop.left + (x as f32 + 0.5) * inv - 0.5;
-            let sy = crop.top + (y as f32 + 0.5) * inv - 0.5;
-            let inside = sx >= -0.5 && sy >= -0.5 && sx <= img.width as f32 - 0.5 && sy <= img.height as f32 - 0.5;
-            let p = if inside { pyr.sample(sx, sy, inv) } else { [64.0; 3] };
-            let i = (y * w + x) * 3;
-            for (o, v) in out.pixels[i..i + 3].iter_mut().zip(p) {
-                *o = v.round().clamp(0.0, 255.0) as u8;
-            }
+    pyr.resample((crop.left, crop.top), (inv, inv), (w, h), |x, y, p| {
+        let i = (y * w + x) * 3;
+        for (o, v) in out.pixels[i..i + 3].iter_mut().zip(p) {
+            // Bilinear between bytes stays within 0–255: adding a half and truncating rounds, without the
+            // library call `round()` is on baseline x86-64.
+            *o = (v + 0.5) as u8;
         }
-    }
+    });
     let mut c = Canvas { img: out };
     // The mask's outline: where the person probability crosses 0.5 between neighbouring rendering pixels.
     // The outline turns red when the background fails (colour, evenness, cleanliness, margins).
@@ -118,7 +115,13 @@ pub fn annotate(img: &RgbImage, person: Option<&PersonMeasurements>, mask: Optio
         .any(|&r| failing(report, r));
     let outline = if background_bad { BAD } else { MASK };
     if let Some(mask) = mask {
-        let at = |x: usize, y: usize| mask.is_person(crop.left + x as f32 * inv, crop.top + y as f32 * inv);
+        // The mask read once on a grid of every second rendering pixel, then compared with its neighbours.
+        let (gw, gh) = (w.div_ceil(2), h.div_ceil(2));
+        let grid: Vec<bool> = (0..gh)
+            .flat_map(|gy| (0..gw).map(move |gx| (2 * gx, 2 * gy)))
+            .map(|(x, y)| mask.is_person(crop.left + x as f32 * inv, crop.top + y as f32 * inv))
+            .collect();
+        let at = |x: usize, y: usize| grid[(y / 2) * gw + x / 2];
         for y in (0..h - 2).step_by(2) {
             for x in (0..w - 2).step_by(2) {
                 let here = at(x, y);
