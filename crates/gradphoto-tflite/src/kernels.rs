@@ -154,7 +154,7 @@ fn fast_exp(x: f32) -> f32 {
 }
 
 /// Number of output pixels per GEMM call: few enough that the im2col tile and the output tile stay in L2 for
-/// the fused epilogue.
+/// the steps applied to the tile after it (activation, residual add).
 fn tile_rows(k: usize, n: usize) -> usize {
     let by_k = (48 * 1024 / (k.max(1) * 4)).max(1);
     by_k.max(n / 2).clamp(32, 1024)
