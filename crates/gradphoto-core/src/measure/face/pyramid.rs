@@ -8,6 +8,8 @@ pub struct Pyramid {
     levels: Vec<RgbImage>,
 }
 
+/// The next level: each pixel the rounded mean of a 2 × 2 block (an odd last row or column is left out).
+/// `Pyramid::new` halves only images at least 128 pixels on each side, so every output pixel has a whole block.
 fn half(img: &RgbImage) -> RgbImage {
     let (w, h) = ((img.width / 2).max(1) as usize, (img.height / 2).max(1) as usize);
     let (sw, sh) = (img.width as usize, img.height as usize);
@@ -15,18 +17,10 @@ fn half(img: &RgbImage) -> RgbImage {
     for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
         let (r0, r1) = ((2 * y).min(sh - 1), (2 * y + 1).min(sh - 1));
         let (top, bottom) = (&img.pixels[r0 * sw * 3..][..sw * 3], &img.pixels[r1 * sw * 3..][..sw * 3]);
-        // Whole 2 × 2 blocks; a last odd column of a 1-pixel-wide image repeats itself.
-        let pairs = sw / 2;
-        for ((d, t), b) in dst.chunks_exact_mut(3).zip(top.chunks_exact(6)).zip(bottom.chunks_exact(6)).take(pairs) {
+        for ((d, t), b) in dst.chunks_exact_mut(3).zip(top.chunks_exact(6)).zip(bottom.chunks_exact(6)) {
             for k in 0..3 {
                 let s = u16::from(t[k]) + u16::from(t[k + 3]) + u16::from(b[k]) + u16::from(b[k + 3]);
                 d[k] = ((s + 2) / 4) as u8;
-            }
-        }
-        if pairs == 0 {
-            for k in 0..3 {
-                let s = 2 * u16::from(top[k]) + 2 * u16::from(bottom[k]);
-                dst[k] = ((s + 2) / 4) as u8;
             }
         }
     }
