@@ -4,7 +4,7 @@
 use gradphoto_store::blob::{BlobKey, BlobStore, LocalStore, sha256_hex};
 use gradphoto_store::db::{Backend, BlobMeta, NewPhoto, NewSchool, Role, Status, StudentUpsert};
 use gradphoto_store::recover::recover;
-use gradphoto_store::{Db, DbError, Vault};
+use gradphoto_store::{Db, DbError, SchoolId, Vault};
 
 async fn sqlite() -> (Db, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -29,6 +29,35 @@ fn blob(kind: &str, bytes: &[u8]) -> BlobMeta {
     BlobMeta { key: BlobKey::new(kind), bytes: bytes.len() as i64, sha256: sha256_hex(bytes) }
 }
 
+/// A school in a region of its own, free of charge and always open.
+async fn school(db: &Db, code: &str, name: &str) -> SchoolId {
+    let region_id = db.upsert_region("上海市", "上海市").await.unwrap();
+    db.create_school(&NewSchool {
+        region_id,
+        code: code.into(),
+        name: name.into(),
+        fee_cents: 0,
+        opens_at: None,
+        closes_at: None,
+        backgrounds: "light_blue".into(),
+    })
+    .await
+    .unwrap()
+}
+
+/// A roster row with its id number sealed and hashed by `vault`.
+fn roster_row(vault: &Vault, student_no: &str, name: &str, id: &str) -> StudentUpsert {
+    StudentUpsert {
+        student_no: student_no.into(),
+        name: name.into(),
+        id_kind: "mainland".into(),
+        id_cipher: vault.seal("ctx", id),
+        id_hash: vault.lookup_hash(id),
+        college: None,
+        degree_level: None,
+    }
+}
+
 async fn repository(db: Db) {
     let vault = Vault::from_base64(&Vault::generate_key(), &Vault::generate_key()).unwrap();
     // Regions and schools.
@@ -50,13 +79,9 @@ async fn repository(db: Db) {
 
     // Roster: create, then update one and leave one, never duplicate.
     let row = |no: &str, name: &str, id: &str| StudentUpsert {
-        student_no: no.into(),
-        name: name.into(),
-        id_kind: "mainland".into(),
-        id_cipher: vault.seal("ctx", id),
-        id_hash: vault.lookup_hash(id),
         college: Some("数学学院".into()),
         degree_level: Some("本科".into()),
+        ..roster_row(&vault, no, name, id)
     };
     let c = db.import_students(school, &[row("1", "甲", "A1"), row("2", "乙", "A2")]).await.unwrap();
     assert_eq!((c.created, c.updated, c.unchanged), (2, 0, 0));
@@ -176,29 +201,9 @@ async fn repository_on_postgres() {
 async fn recovery_publishes_discards_and_reports() {
     let (db, dir) = sqlite().await;
     let store = LocalStore::open(dir.path().join("store")).await.unwrap();
-    let r = db.upsert_region("p", "c").await.unwrap();
-    let school = db
-        .create_school(&NewSchool {
-            region_id: r,
-            code: "s".into(),
-            name: "s".into(),
-            fee_cents: 0,
-            opens_at: None,
-            closes_at: None,
-            backgrounds: "light_blue".into(),
-        })
-        .await
-        .unwrap();
+    let school = school(&db, "s", "s").await;
     let vault = Vault::from_base64(&Vault::generate_key(), &Vault::generate_key()).unwrap();
-    let row = StudentUpsert {
-        student_no: "1".into(),
-        name: "n".into(),
-        id_kind: "mainland".into(),
-        id_cipher: vault.seal("c", "1"),
-        id_hash: vault.lookup_hash("1"),
-        college: None,
-        degree_level: None,
-    };
+    let row = roster_row(&vault, "1", "n", "1");
     db.import_students(school, &[row]).await.unwrap();
     let student = db.student_by_no(school, "1").await.unwrap().unwrap();
     let t = db.photo_types(school).await.unwrap()[0].id;
@@ -236,32 +241,9 @@ async fn recovery_publishes_discards_and_reports() {
 /// and between them the imports created each student once and found it unchanged once.
 async fn concurrent_imports(db: Db) {
     let vault = Vault::from_base64(&Vault::generate_key(), &Vault::generate_key()).unwrap();
-    let region = db.upsert_region("上海市", "上海市").await.unwrap();
-    let school = db
-        .create_school(&NewSchool {
-            region_id: region,
-            code: "sjtu".into(),
-            name: "上海交通大学".into(),
-            fee_cents: 0,
-            opens_at: None,
-            closes_at: None,
-            backgrounds: "light_blue".into(),
-        })
-        .await
-        .unwrap();
+    let school = school(&db, "sjtu", "上海交通大学").await;
     let rows: Vec<StudentUpsert> = (0..60)
-        .map(|i| {
-            let id = format!("ID{i:04}");
-            StudentUpsert {
-                student_no: format!("2026{i:04}"),
-                name: format!("学生{i}"),
-                id_kind: "mainland".into(),
-                id_cipher: vault.seal("ctx", &id),
-                id_hash: vault.lookup_hash(&id),
-                college: None,
-                degree_level: None,
-            }
-        })
+        .map(|i| roster_row(&vault, &format!("2026{i:04}"), &format!("学生{i}"), &format!("ID{i:04}")))
         .collect();
     for round in 0..3 {
         let (a, b) = tokio::join!(db.import_students(school, &rows), db.import_students(school, &rows));
