@@ -1,4 +1,5 @@
-//! Prints what the face models measure on photos: `cargo run --release -p gradphoto-core --example analyse -- MODEL_DIR FILES…`
+//! Prints what the face models measure on photos: `cargo run --release -p gradphoto-core --example analyse -- DATA_DIR FILES…`
+//! (DATA_DIR as for `gradphoto --data`, e.g. target/models-data, where the tests keep the models)
 
 use std::sync::Arc;
 
@@ -7,14 +8,10 @@ use gradphoto_core::{CheckOptions, Profile, check};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let dir = std::path::PathBuf::from(args.next().expect("model dir"));
-    let read = |n: &str| std::fs::read(dir.join(n)).expect("model file");
-    let models = FaceModels::load(
-        &read("face_detection_short_range.tflite"),
-        &read("face_landmark.tflite"),
-        &read("selfie_segmentation.tflite"),
-    )
-    .expect("models load");
+    let data = std::path::PathBuf::from(args.next().expect("data folder"));
+    // The pinned models, verified, from the data folder's cache (fetched there on first use).
+    let m = gradphoto_models::ensure_bytes(&data, |m| eprintln!("{m}")).expect("models");
+    let models = FaceModels::load(&m.face_detector, &m.face_landmarker, &m.person_segmenter).expect("models load");
     let options = CheckOptions { models: Some(Arc::new(models)), ..Default::default() };
     for file in args {
         let data = std::fs::read(&file).expect("photo");

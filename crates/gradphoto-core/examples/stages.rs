@@ -1,5 +1,6 @@
 //! Where the time of a check goes, stage by stage (median over repeated runs, one thread), for tuning:
-//! `cargo run --release -p gradphoto-core --example stages -- MODEL_DIR FILES…`
+//! `cargo run --release -p gradphoto-core --example stages -- DATA_DIR FILES…`
+//! (DATA_DIR as for `gradphoto --data`, e.g. target/models-data, where the tests keep the models)
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -14,14 +15,10 @@ use gradphoto_core::{CheckOptions, Limits, Profile, check, measure};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let dir = std::path::PathBuf::from(args.next().expect("model dir"));
-    let read = |n: &str| std::fs::read(dir.join(n)).expect("model file");
-    let models = FaceModels::load(
-        &read("face_detection_short_range.tflite"),
-        &read("face_landmark.tflite"),
-        &read("selfie_segmentation.tflite"),
-    )
-    .expect("models load");
+    let data = std::path::PathBuf::from(args.next().expect("data folder"));
+    // The pinned models, verified, from the data folder's cache (fetched there on first use).
+    let m = gradphoto_models::ensure_bytes(&data, |m| eprintln!("{m}")).expect("models");
+    let models = FaceModels::load(&m.face_detector, &m.face_landmarker, &m.person_segmenter).expect("models load");
     let files: Vec<(String, Vec<u8>)> = args.map(|f| (f.clone(), std::fs::read(&f).expect("photo"))).collect();
     let mut stages: Vec<(&str, Vec<Duration>)> = Vec::new();
     let mut note = |name: &'static str, d: Duration| match stages.iter_mut().find(|(n, _)| *n == name) {
