@@ -395,7 +395,8 @@ impl pulp::WithSimd for DepthwiseRow<'_> {
         };
         let full = (0, g.k_w);
         if c % lanes == 0 && ky1 - ky0 <= MAX_DW_ROWS {
-            // Whole vectors only: every pixel's channels are `cv` vectors, indexed without slicing.
+            // Whole vectors only: every pixel's channels are `cv` vectors, indexed without slicing. The general
+            // path below does the same sum; this one makes each model 6–10% faster (alternated runs).
             let cv = c / lanes;
             let w = S::as_simd_f32s(&dw.weights).0;
             let bias = S::as_simd_f32s(&dw.bias).0;
