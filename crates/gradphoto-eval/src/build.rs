@@ -86,6 +86,18 @@ fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
     [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
 }
 
+/// A pixel of a source (its background already painted light blue through the person probability `p`) with the
+/// background painted `colour` instead: the light blue's share (1 − p) swapped for the new colour's. Painting over
+/// the light blue would leave a light-blue fringe wherever the mask is soft (fine hair), which no real photo has.
+fn repaint(c: [f32; 3], colour: [f32; 3], p: f32) -> [f32; 3] {
+    let q = 1.0 - p;
+    [
+        c[0] + (colour[0] - LIGHT_BLUE[0]) * q,
+        c[1] + (colour[1] - LIGHT_BLUE[1]) * q,
+        c[2] + (colour[2] - LIGHT_BLUE[2]) * q,
+    ]
+}
+
 /// The portraits whose face is found and at least 100 pixels wide (smaller ones are bad-input cases, not truth).
 pub fn sources(models: &FaceModels, portraits: &std::path::Path) -> Vec<Source> {
     let mut out = Vec::new();
@@ -104,10 +116,12 @@ pub fn sources(models: &FaceModels, portraits: &std::path::Path) -> Vec<Source> 
         let (w, h) = ((original.width() as f32 * k).round() as u32, (original.height() as f32 * k).round() as u32);
         let img = to_core(&gradphoto_testkit::resize(&original, w.max(1), h.max(1)));
         let Ok(found) = models.analyse(&img) else { continue };
-        let (Some(l), Some(mask)) = (found.landmarks.as_deref(), found.mask.as_ref()) else { continue };
+        let Some(l) = found.landmarks.as_deref() else { continue };
         if found.detections.len() != 1 {
             continue;
         }
+        let Some(mask) = found.mask.as_ref().and_then(|m| context_mask(models, &img, m)) else { continue };
+        let mask = &mask;
         let upscaled = k > 1.05;
         // Paint the background light blue through the mask, then pad by half the long side all round.
         let recoloured: Vec<u8> = (0..img.height)
@@ -134,7 +148,7 @@ pub fn sources(models: &FaceModels, portraits: &std::path::Path) -> Vec<Source> 
             }
             _ => (first_anchors, l.to_vec()),
         };
-        person::refine_hair_top(&rec, gradphoto_core::measure::color::lab(LIGHT_BLUE), &mut a);
+        person::refine_hair_top(&rec, mask, 0.0, Some(LIGHT_BLUE), &mut a);
         let pad = img.width.max(img.height) / 2;
         let (w, h) = (img.width + 2 * pad, img.height + 2 * pad);
         let mut pixels = Vec::with_capacity((w * h * 3) as usize);
@@ -176,6 +190,42 @@ pub fn sources(models: &FaceModels, portraits: &std::path::Path) -> Vec<Source> 
         });
     }
     out
+}
+
+/// The person mask of a source, its top eighth segmented again with the source's top row repeated above it.
+/// Where a photo is cropped close above the hair, the segmenter reads the top rows as the person's (it cannot see
+/// what lies above them); painted through that mask, a band of the photo's own background would stay between the
+/// light blue above and the hair, and the truth would take the band for hair. Below the top eighth the mask of the
+/// photo as it is stays (the taller input segments the rest no better), blended over the eighth.
+fn context_mask(models: &FaceModels, img: &RgbImage, whole: &Mask) -> Option<Mask> {
+    let pt = img.height / 8;
+    let row = &img.pixels[..(img.width * 3) as usize];
+    let mut pixels = Vec::with_capacity(img.pixels.len() + row.len() * pt as usize);
+    (0..pt).for_each(|_| pixels.extend_from_slice(row));
+    pixels.extend_from_slice(&img.pixels);
+    let padded = RgbImage { width: img.width, height: img.height + pt, pixels };
+    let m = models.mask(&Pyramid::new(&padded)).ok()?;
+    // Resampled onto a grid over the source alone, as fine as the segmenter's own.
+    let (cols, rows) = (256usize, 256usize);
+    let probs = (0..rows)
+        .flat_map(|r| (0..cols).map(move |c| (c, r)))
+        .map(|(c, r)| {
+            let x = (c as f32 + 0.5) * img.width as f32 / cols as f32 - 0.5;
+            let y = (r as f32 + 0.5) * img.height as f32 / rows as f32 - 0.5;
+            let w = (1.0 - y / pt.max(1) as f32).clamp(0.0, 1.0);
+            harden(m.at(x, y + pt as f32) * w + whole.at(x, y) * (1.0 - w))
+        })
+        .collect();
+    Some(Mask::with_grid(probs, cols, rows, img.width, img.height))
+}
+
+/// The person probability made firmer (a smooth step from 0.4 to 0.9, so that what the segmenter is less than about
+/// two-thirds sure of is painted over): painted through the soft probability, what the segmenter half saw of a
+/// cluttered background (a flag's star, a lamp) stays as translucent patches round the hair, marks that belong
+/// neither to the person nor to a plain background and that a rendering's own mask takes for hair or not by chance.
+fn harden(p: f32) -> f32 {
+    let t = ((p - 0.4) / 0.5).clamp(0.0, 1.0);
+    t * t * (3.0 - 2.0 * t)
 }
 
 /// One photo of the labelled set.
@@ -347,7 +397,7 @@ pub fn build_cases(sources: &[Source], no_face: &[(String, image::RgbImage)]) ->
             ("dark grey", [90.0, 90.0, 95.0], true),
             ("beige", [225.0, 205.0, 170.0], true),
         ] {
-            let edit = move |_: f32, _: f32, c: [f32; 3], p: f32| mix(colour, c, p);
+            let edit = move |_: f32, _: f32, c: [f32; 3], p: f32| repaint(c, colour, p);
             // The cast is read on the background: a wrong background colour says nothing about a cast.
             let cast = if bad { None } else { Some(false) };
             push(
@@ -359,7 +409,7 @@ pub fn build_cases(sources: &[Source], no_face: &[(String, image::RgbImage)]) ->
         }
         let graded = |_: f32, y: f32, c: [f32; 3], p: f32| {
             let bg = mix([150.0, 220.0, 255.0], [40.0, 120.0, 200.0], y / 640.0);
-            mix(bg, c, p)
+            repaint(c, bg, p)
         };
         push(
             "background graded".into(),

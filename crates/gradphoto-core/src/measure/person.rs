@@ -50,39 +50,105 @@ pub fn anchors(l: &[[f32; 3]], mask: &Mask) -> Anchors {
     Anchors { hair_top_y, eyes: [left_eye, right_eye], cheeks }
 }
 
-/// Sharpens the mask's hair top (the mask is 256 rows over the whole image, soft at fine hair) against the
-/// measured background colour: in each column of the crown band, the first row within ±12 px of the mask's answer
-/// whose colour and the next row's both lie more than 12 ΔE from the background.
-pub fn refine_hair_top(img: &RgbImage, background: Lab, a: &mut Anchors) {
-    let (x0, x1) = (a.cheeks[0][0], a.cheeks[1][0]);
-    let mid = (x0 + x1) / 2.0;
-    let half = (x1 - x0).abs() / 4.0;
-    let approx = a.hair_top_y;
-    let far = |x: f32, y: f32| delta_e2000(lab(super::face::detect::sample(img, x, y)), background);
+/// Sharpens the mask's hair top (the mask is 256 rows over the whole image, soft at fine hair) from the pixels.
+/// In 17 columns across the middle half of the face, each pixel's colour is placed on the line from the column's own
+/// background (the rows above the mask's answer, below any frame; the picture's background where there is no room)
+/// to the hair's colour (just inside the mask's answer), and the edge is where it first passes half way: the middle
+/// of the blend between background and hair. That point stays put when the exposure, a blur or the background's
+/// colour change, where a fixed colour distance from the background does not (dark hair on a dark background, an
+/// under-exposed photo, a background graded top to bottom), and marks on the background that are not of the hair's
+/// colour do not count.
+pub fn refine_hair_top(img: &RgbImage, mask: &Mask, frame: f32, background: Option<[f32; 3]>, a: &mut Anchors) {
+    let cols = hair_top_columns(img, mask, frame, background, a);
+    // Each column is read with two neighbours either side (the middle of the five, an eighth of the face width):
+    // a column or two may catch a stray strand or a mark on the background, while the crown spans more.
     let mut best = f32::INFINITY;
-    for i in 0..=8 {
-        let x = mid - half + half * i as f32 / 4.0;
-        let mut y = (approx - 12.0).max(0.0).floor();
-        let mut prev = far(x, y);
-        if prev > 12.0 && y == 0.0 {
-            best = best.min(0.0);
-            continue;
-        }
-        while y < approx + 12.0 && y + 1.0 < img.height as f32 {
-            let here = far(x, y + 1.0);
-            if here > 12.0 && far(x, y + 2.0) > 12.0 {
-                // Where the colour distance crosses 12 between the two rows.
-                let t = if here > prev { ((12.0 - prev) / (here - prev)).clamp(0.0, 1.0) } else { 1.0 };
-                best = best.min(y + t);
-                break;
-            }
-            prev = here;
-            y += 1.0;
+    for i in 0..cols.len() {
+        let mut near: Vec<f32> = cols[i.saturating_sub(2)..(i + 3).min(cols.len())].iter().flatten().copied().collect();
+        near.sort_by(f32::total_cmp);
+        if near.len() >= 3 {
+            best = best.min(near[near.len() / 2]);
         }
     }
     if best.is_finite() {
         a.hair_top_y = best;
     }
+}
+
+/// Columns across the middle half of the face in which the hair top is looked for, a 32nd of the face width apart.
+const HAIR_COLUMNS: usize = 17;
+
+/// The hair top found in each column of [`refine_hair_top`], where one is found.
+fn hair_top_columns(
+    img: &RgbImage,
+    mask: &Mask,
+    frame: f32,
+    background: Option<[f32; 3]>,
+    a: &Anchors,
+) -> [Option<f32>; HAIR_COLUMNS] {
+    let mut out = [None; HAIR_COLUMNS];
+    let (x0, x1) = (a.cheeks[0][0], a.cheeks[1][0]);
+    let mid = (x0 + x1) / 2.0;
+    let half = (x1 - x0).abs() / 4.0;
+    // Windows in pixels of a face 240 px wide (the rendering's scale).
+    let unit = (a.face_width() / 240.0).max(0.25);
+    let below = a.eyes[0][1].min(a.eyes[1][1]);
+    let first_row = if frame > 0.0 { frame.ceil() + 1.0 } else { 0.0 };
+    let last_row = img.height as f32 - 1.0;
+    let bg_rows = (3.0 * unit).ceil().max(2.0);
+    for (i, slot) in out.iter_mut().enumerate() {
+        let x = mid - half + 2.0 * half * i as f32 / (HAIR_COLUMNS - 1) as f32;
+        let Some(top) = mask.top_in_column(x, below) else { continue };
+        let y0 = (top - 16.0 * unit).max(first_row).floor();
+        // The column's own background, where there is room above the hair for it; else the picture's.
+        let bg = if top - y0 >= 2.0 * bg_rows {
+            let rows: Vec<[f32; 3]> =
+                (0..bg_rows as usize).map(|k| super::face::detect::sample(img, x, y0 + k as f32)).collect();
+            let n = rows.len() as f32;
+            rows.iter().fold([0.0; 3], |s, c| [s[0] + c[0] / n, s[1] + c[1] / n, s[2] + c[2] / n])
+        } else if let Some(bg) = background {
+            bg
+        } else {
+            *slot = Some(top);
+            continue;
+        };
+        // The hair's colour, a few pixels inside the mask's answer.
+        let inside: Vec<[f32; 3]> = (0..=(6.0 * unit) as usize)
+            .map(|k| top + 4.0 * unit + k as f32)
+            .filter(|&y| y < below && y <= last_row && mask.at(x, y) >= 0.5)
+            .map(|y| super::face::detect::sample(img, x, y))
+            .collect();
+        if inside.is_empty() {
+            continue;
+        }
+        let n = inside.len() as f32;
+        let hair = inside.iter().fold([0.0; 3], |s, c| [s[0] + c[0] / n, s[1] + c[1] / n, s[2] + c[2] / n]);
+        let dir = [hair[0] - bg[0], hair[1] - bg[1], hair[2] - bg[2]];
+        let contrast = dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2];
+        // Too little contrast to find an edge (about a tenth of the 0–255 range, well above sensor noise).
+        if contrast < 24.0 * 24.0 {
+            continue;
+        }
+        let toward_hair = |y: f32| {
+            let c = super::face::detect::sample(img, x, y);
+            ((c[0] - bg[0]) * dir[0] + (c[1] - bg[1]) * dir[1] + (c[2] - bg[2]) * dir[2]) / contrast
+        };
+        let y1 = (top + 12.0 * unit).min(last_row);
+        let profile: Vec<f32> = (0..=((y1 - y0).max(0.0) as usize)).map(|k| toward_hair(y0 + k as f32)).collect();
+        let level = 0.5;
+        if profile[0] >= level {
+            // The hair reaches the top of the picture (or its frame).
+            *slot = Some(y0);
+            continue;
+        }
+        if let Some(k) = (1..profile.len().saturating_sub(1)).find(|&k| profile[k] >= level && profile[k + 1] >= level)
+        {
+            let (p, q) = (profile[k - 1], profile[k]);
+            let t = if q > p { ((level - p) / (q - p)).clamp(0.0, 1.0) } else { 1.0 };
+            *slot = Some(y0 + (k - 1) as f32 + t);
+        }
+    }
+    out
 }
 
 /// Head pose in degrees: roll from the eye line, yaw and pitch from the mesh's depth.
@@ -482,9 +548,7 @@ pub fn measure(img: &RgbImage, out: &FaceOutputs, framing: FramingMode) -> Perso
         return m;
     }
     let mut a = anchors(l, mask);
-    if let Some(bg) = &m.background {
-        refine_hair_top(img, bg.mean_lab, &mut a);
-    }
+    refine_hair_top(img, mask, m.frame_width, m.background.as_ref().map(|b| b.mean_rgb), &mut a);
     let crop = match framing {
         FramingMode::Whole => Ok(geometry::Crop::whole(img.width, img.height)),
         FramingMode::BestCrop { min_width } => geometry::best_crop(&a, img.width as f32, img.height as f32, min_width),
