@@ -46,12 +46,15 @@ fn the_labelled_set_meets_the_bars() {
         assert!(eye.abs() <= 2.0, "{case}: eye line moved by d {eye:+.1}");
         assert!(hair.abs() <= 2.0, "{case}: hair top moved by d {hair:+.1}");
     }
-    // Against the constructed truth (measured at 2026-11-29: eye line 100% within 4 px, hair top 92%, face width
-    // 81% — the cheek landmarks move with the crop more than the eyes do).
-    let errs: Vec<[f32; 3]> = ev.outcomes.iter().filter_map(|o| o.framing_error).collect();
-    let within = |k: usize, px: f32| errs.iter().filter(|e| e[k] <= px).count() as f32 / errs.len() as f32;
-    assert!(within(0, 4.0) >= 0.98, "eye line within 4 px in {:.0}%", within(0, 4.0) * 100.0);
-    assert!(within(1, 4.0) >= 0.90, "hair top within 4 px in {:.0}%", within(1, 4.0) * 100.0);
-    assert!(within(2, 4.0) >= 0.78, "face width within 4 px in {:.0}%", within(2, 4.0) * 100.0);
+    // Eye line, hair top and face width within 4 px of the constructed truth in every rendering (measured at
+    // 2026-11-29: max 2.8, 2.6 and 3.9 px).
+    for o in &ev.outcomes {
+        if let Some(e) = o.framing_error {
+            for (k, what) in ["eye line", "hair top", "face width"].iter().enumerate() {
+                assert!(e[k] <= 4.0, "{}: {what} {:.1} px from the truth\n{table}", o.case, e[k]);
+            }
+        }
+    }
+    assert!(ev.outcomes.iter().filter(|o| o.framing_error.is_some()).count() >= 150);
     eprintln!("{table}");
 }

@@ -125,13 +125,14 @@ fn hair_top_columns(
         let hair = inside.iter().fold([0.0; 3], |s, c| [s[0] + c[0] / n, s[1] + c[1] / n, s[2] + c[2] / n]);
         let dir = [hair[0] - bg[0], hair[1] - bg[1], hair[2] - bg[2]];
         let contrast = dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2];
-        // Too little contrast to find an edge (about a tenth of the 0–255 range, well above sensor noise).
-        if contrast < 24.0 * 24.0 {
+        // Too little contrast for the pixels to say more than the mask (white hair on a beige background).
+        if contrast < 40.0 * 40.0 {
+            *slot = Some(top);
             continue;
         }
         let toward_hair = |y: f32| {
             let c = super::face::detect::sample(img, x, y);
-            ((c[0] - bg[0]) * dir[0] + (c[1] - bg[1]) * dir[1] + (c[2] - bg[2]) * dir[2]) / contrast
+            (((c[0] - bg[0]).powi(2) + (c[1] - bg[1]).powi(2) + (c[2] - bg[2]).powi(2)) / contrast).sqrt()
         };
         let y1 = (top + 12.0 * unit).min(last_row);
         let profile: Vec<f32> = (0..=((y1 - y0).max(0.0) as usize)).map(|k| toward_hair(y0 + k as f32)).collect();
