@@ -51,13 +51,12 @@ pub fn anchors(l: &[[f32; 3]], mask: &Mask) -> Anchors {
 }
 
 /// Sharpens the mask's hair top (the mask is 256 rows over the whole image, soft at fine hair) from the pixels.
-/// In 17 columns across the middle half of the face, each pixel's colour is placed on the line from the column's own
-/// background (the rows above the mask's answer, below any frame; the picture's background where there is no room)
-/// to the hair's colour (just inside the mask's answer), and the edge is where it first passes half way: the middle
-/// of the blend between background and hair. That point stays put when the exposure, a blur or the background's
-/// colour change, where a fixed colour distance from the background does not (dark hair on a dark background, an
-/// under-exposed photo, a background graded top to bottom), and marks on the background that are not of the hair's
-/// colour do not count.
+/// In 17 columns across the middle half of the face, each pixel's colour distance from the column's own background
+/// (the rows above the mask's answer, below any frame; the picture's background where there is no room) is compared
+/// with the hair's (a few rows inside the mask's answer), and the edge is where it first reaches half of it: the
+/// middle of the blend between background and hair. That point stays put when the exposure, a blur or the
+/// background's colour change, where a fixed colour distance from the background does not (dark hair on a dark
+/// background, an under-exposed photo, a background graded top to bottom).
 pub fn refine_hair_top(img: &RgbImage, mask: &Mask, frame: f32, background: Option<[f32; 3]>, a: &mut Anchors) {
     let cols = hair_top_columns(img, mask, frame, background, a);
     // Each column is read with two neighbours either side (the middle of the five, an eighth of the face width):
