@@ -89,8 +89,9 @@ fn hair_top_columns(
     let (x0, x1) = (a.cheeks[0][0], a.cheeks[1][0]);
     let mid = (x0 + x1) / 2.0;
     let half = (x1 - x0).abs() / 4.0;
-    // Windows in pixels of a face 240 px wide (the rendering's scale).
-    let unit = (a.face_width() / 240.0).max(0.25);
+    // Windows in pixels of a face 240 px wide (the rendering's scale); no face is wider than the image, which also
+    // bounds every loop below by the image's size.
+    let unit = (a.face_width() / 240.0).min(img.width.max(img.height) as f32 / 240.0).max(0.25);
     let below = a.eyes[0][1].min(a.eyes[1][1]);
     let first_row = if frame > 0.0 { frame.ceil() + 1.0 } else { 0.0 };
     let last_row = img.height as f32 - 1.0;
@@ -577,4 +578,98 @@ pub fn measure(img: &RgbImage, out: &FaceOutputs, framing: FramingMode) -> Perso
     m.eyes = Some(eye_regions(img, l));
     m.clothing = m.background.as_ref().and_then(|bg| clothing(img, l, mask, bg));
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLUE: [f32; 3] = [100.0, 197.0, 255.0];
+    const HAIR: [f32; 3] = [40.0, 32.0, 30.0];
+
+    /// A head (an ellipse, its crown at y = `top`, centred at x = 240) on a plain background, anti-aliased by 4 × 4
+    /// supersampling, with `mark` painted as hair too; and a soft person mask whose 0.5 level lies 3 px below the
+    /// true outline, as a segmenter's coarse mask may. The measured hair top must come back to the outline.
+    fn scene(top: f32, frame: u32, gain: f32, mark: Option<(f32, f32, f32, f32)>) -> (RgbImage, Mask) {
+        let (w, h) = (480u32, 640u32);
+        let (cx, cy, rx, ry) = (240.0f32, top + 160.0, 120.0f32, 160.0f32);
+        let inside = |x: f32, y: f32| {
+            ((x - cx) / rx).powi(2) + ((y - cy) / ry).powi(2) <= 1.0
+                || mark.is_some_and(|(x0, x1, y0, y1)| x >= x0 && x < x1 && y >= y0 && y < y1)
+        };
+        let mut pixels = Vec::with_capacity((w * h * 3) as usize);
+        let mut probs = Vec::with_capacity((w * h) as usize);
+        for y in 0..h {
+            for x in 0..w {
+                let cover = (0..16)
+                    .filter(|i| {
+                        inside(x as f32 + (i % 4) as f32 / 4.0 + 0.125, y as f32 + (i / 4) as f32 / 4.0 + 0.125)
+                    })
+                    .count() as f32
+                    / 16.0;
+                let framed = x < frame || y < frame || x >= w - frame || y >= h - frame;
+                let c: [f32; 3] = if framed {
+                    [15.0; 3]
+                } else {
+                    std::array::from_fn(|k| (BLUE[k] * (1.0 - cover) + HAIR[k] * cover) * gain)
+                };
+                pixels.extend(c.map(|v| v.round().clamp(0.0, 255.0) as u8));
+                // Distance inside the head's outline along the vertical, softened over ±6 px and moved 3 px down.
+                let d = ((y as f32 - cy) / ry).powi(2) + ((x as f32 - cx) / rx).powi(2);
+                let depth = (1.0 - d) * ry / 2.0;
+                probs.push(((depth - 3.0) / 12.0 + 0.5).clamp(0.0, 1.0));
+            }
+        }
+        (RgbImage { width: w, height: h, pixels }, Mask::with_grid(probs, w as usize, h as usize, w, h))
+    }
+
+    fn anchors(top: f32) -> Anchors {
+        let eye = top + 150.0;
+        Anchors {
+            hair_top_y: f32::NAN,
+            eyes: [[190.0, eye], [290.0, eye]],
+            cheeks: [[130.0, eye + 50.0], [350.0, eye + 50.0]],
+        }
+    }
+
+    fn measured(top: f32, frame: u32, gain: f32, mark: Option<(f32, f32, f32, f32)>) -> f32 {
+        let (img, mask) = scene(top, frame, gain, mark);
+        let mut a = anchors(top);
+        refine_hair_top(&img, &mask, frame as f32, Some(BLUE.map(|v| v * gain)), &mut a);
+        a.hair_top_y
+    }
+
+    #[test]
+    fn hair_top_returns_to_the_outline_whatever_the_exposure_or_frame() {
+        // The crown's highest column window (the middle of five columns 6.9 px apart) lies 0.3 px below the top.
+        for (top, frame, gain) in [(100.0, 0, 1.0), (100.0, 0, 0.4), (20.0, 12, 1.0), (20.0, 12, 0.4)] {
+            let got = measured(top, frame, gain, None);
+            assert!((got - top - 0.3).abs() <= 1.0, "frame {frame}, exposure ×{gain}: {got} for {top}");
+        }
+    }
+
+    #[test]
+    fn a_mark_two_columns_wide_above_the_crown_is_not_the_hair_top() {
+        let got = measured(100.0, 0, 1.0, Some((236.0, 248.0, 90.0, 95.0)));
+        assert!((got - 100.3).abs() <= 1.0, "{got}");
+    }
+
+    #[test]
+    fn hair_cut_off_by_the_top_edge_reads_zero() {
+        let got = measured(-10.0, 0, 1.0, None);
+        assert!(got <= 1.0, "{got}");
+    }
+
+    #[test]
+    fn degenerate_inputs_do_not_panic() {
+        let tiny = RgbImage { width: 1, height: 1, pixels: vec![0, 0, 0] };
+        let mask = Mask::with_grid(vec![1.0], 1, 1, 1, 1);
+        let mut a = anchors(0.0);
+        refine_hair_top(&tiny, &mask, 0.0, None, &mut a);
+        let mut nan = Anchors { hair_top_y: f32::NAN, eyes: [[f32::NAN; 2]; 2], cheeks: [[f32::NAN; 2]; 2] };
+        refine_hair_top(&tiny, &mask, 0.0, Some(BLUE), &mut nan);
+        let (img, mask) = scene(100.0, 0, 1.0, None);
+        let mut huge = Anchors { hair_top_y: 0.0, eyes: [[0.0, 1e9]; 2], cheeks: [[-1e9, 5.0], [1e9, 5.0]] };
+        refine_hair_top(&img, &mask, 1e6, None, &mut huge);
+    }
 }

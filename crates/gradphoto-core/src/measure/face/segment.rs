@@ -66,6 +66,8 @@ impl Mask {
             return Some(0.0);
         }
         let mut y = 1.0;
+        // Bounded by the image, whatever `below` says.
+        let below = below.min(self.image_height as f32);
         while y <= below {
             let p = self.at(x, y);
             if p >= 0.5 {
