@@ -98,7 +98,7 @@ pub fn annotate(img: &RgbImage, person: Option<&PersonMeasurements>, mask: Optio
     let inv = 1.0 / crop.scale();
     // Dark grey where the crop reaches past the photo (the missing pixels of `geometry.croppable`).
     let mut out = RgbImage { width: w as u32, height: h as u32, pixels: vec![64; w * h * 3] };
-    let pyr = Pyramid::new(img);
+    let pyr = Pyramid::for_step(img, inv);
     pyr.resample((crop.left, crop.top), (inv, inv), (w, h), |x, y, p| {
         let i = (y * w + x) * 3;
         for (o, v) in out.pixels[i..i + 3].iter_mut().zip(p) {

@@ -30,12 +30,21 @@ fn half(img: &RgbImage) -> RgbImage {
 impl Pyramid {
     /// Levels down to about 64 pixels on the short side.
     pub fn new(img: &RgbImage) -> Pyramid {
+        Pyramid::for_step(img, f32::INFINITY)
+    }
+
+    /// Only the levels that sampling at `step` base pixels per sample reads (see [`Pyramid::level`]): a rendering
+    /// at the image's own scale, as the annotated picture of a registered photo is, needs the base alone.
+    pub fn for_step(img: &RgbImage, step: f32) -> Pyramid {
         let mut levels = vec![img.clone()];
+        let mut f = 1.0f32;
         while let Some(last) = levels.last()
             && last.width.min(last.height) >= 128
+            && step >= 2.0 * f * 2.0
         {
             let next = half(last);
             levels.push(next);
+            f *= 2.0;
         }
         Pyramid { levels }
     }
@@ -134,6 +143,22 @@ mod tests {
         let mut inside = 0;
         p.resample((-150.0, 0.0), (sx, sy), (64, 80), |_, _, _| inside += 1);
         assert_eq!(inside, 32 * 80);
+    }
+
+    #[test]
+    fn a_pyramid_for_one_step_samples_as_the_whole_one() {
+        let img = RgbImage {
+            width: 640,
+            height: 480,
+            pixels: (0..640u64 * 480 * 3).map(|i| ((i * 7919) % 251) as u8).collect(),
+        };
+        let whole = Pyramid::new(&img);
+        for step in [0.5, 1.0, 3.9, 4.0, 7.0, 9.0, 40.0] {
+            let part = Pyramid::for_step(&img, step);
+            assert!(part.levels.len() <= whole.levels.len());
+            assert_eq!(part.sample(321.7, 123.2, step), whole.sample(321.7, 123.2, step), "step {step}");
+        }
+        assert_eq!(Pyramid::for_step(&img, 1.0).levels.len(), 1);
     }
 
     #[test]
