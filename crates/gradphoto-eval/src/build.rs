@@ -196,7 +196,7 @@ pub fn sources(models: &FaceModels, portraits: &std::path::Path) -> Vec<Source> 
 }
 
 /// The truth's eye centres and cheeks as the models find them at the rendering's framing: the mean over six windows
-/// round the compliant crop (faces 225 and 255 px wide, each at three offsets). Analysed whole, a photo shows the
+/// round the compliant crop (face 240 px wide, offsets of up to 12 px across and 16 px down). Analysed whole, a photo shows the
 /// face in other surroundings (a body below it, the photo's own edges near it) and the face mesh puts the cheeks a
 /// few pixels elsewhere (2% of the face width on Biden full length); any single window carries the mesh's jitter.
 fn settle_landmarks(models: &FaceModels, src: &mut Source) {

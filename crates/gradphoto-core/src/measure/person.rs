@@ -102,10 +102,8 @@ fn hair_top_columns(
         let y0 = (top - 16.0 * unit).max(first_row).floor();
         // The column's own background, where there is room above the hair for it; else the picture's.
         let bg = if top - y0 >= 2.0 * bg_rows {
-            let rows: Vec<[f32; 3]> =
-                (0..bg_rows as usize).map(|k| super::face::detect::sample(img, x, y0 + k as f32)).collect();
-            let n = rows.len() as f32;
-            rows.iter().fold([0.0; 3], |s, c| [s[0] + c[0] / n, s[1] + c[1] / n, s[2] + c[2] / n])
+            mean_colour((0..bg_rows as usize).map(|k| super::face::detect::sample(img, x, y0 + k as f32)))
+                .unwrap_or([0.0; 3])
         } else if let Some(bg) = background {
             bg
         } else {
@@ -113,29 +111,24 @@ fn hair_top_columns(
             continue;
         };
         // The hair's colour, a few pixels inside the mask's answer.
-        let inside: Vec<[f32; 3]> = (0..=(6.0 * unit) as usize)
-            .map(|k| top + 4.0 * unit + k as f32)
-            .filter(|&y| y < below && y <= last_row && mask.at(x, y) >= 0.5)
-            .map(|y| super::face::detect::sample(img, x, y))
-            .collect();
-        if inside.is_empty() {
+        let Some(hair) = mean_colour(
+            (0..=(6.0 * unit) as usize)
+                .map(|k| top + 4.0 * unit + k as f32)
+                .filter(|&y| y < below && y <= last_row && mask.at(x, y) >= 0.5)
+                .map(|y| super::face::detect::sample(img, x, y)),
+        ) else {
             continue;
-        }
-        let n = inside.len() as f32;
-        let hair = inside.iter().fold([0.0; 3], |s, c| [s[0] + c[0] / n, s[1] + c[1] / n, s[2] + c[2] / n]);
-        let dir = [hair[0] - bg[0], hair[1] - bg[1], hair[2] - bg[2]];
-        let contrast = dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2];
+        };
+        let contrast = rgb_distance(hair, bg);
         // Too little contrast for the pixels to say more than the mask (white hair on a beige background).
-        if contrast < 40.0 * 40.0 {
+        if contrast < 40.0 {
             *slot = Some(top);
             continue;
         }
-        let toward_hair = |y: f32| {
-            let c = super::face::detect::sample(img, x, y);
-            (((c[0] - bg[0]).powi(2) + (c[1] - bg[1]).powi(2) + (c[2] - bg[2]).powi(2)) / contrast).sqrt()
-        };
+        // How far a row's colour has gone from the background, in units of the hair's distance from it.
+        let reach = |y: f32| rgb_distance(super::face::detect::sample(img, x, y), bg) / contrast;
         let y1 = (top + 12.0 * unit).min(last_row);
-        let profile: Vec<f32> = (0..=((y1 - y0).max(0.0) as usize)).map(|k| toward_hair(y0 + k as f32)).collect();
+        let profile: Vec<f32> = (0..=((y1 - y0).max(0.0) as usize)).map(|k| reach(y0 + k as f32)).collect();
         let level = 0.5;
         if profile[0] >= level {
             // The hair reaches the top of the picture (or its frame).
@@ -150,6 +143,17 @@ fn hair_top_columns(
         }
     }
     out
+}
+
+/// The mean of some colours; None when there are none.
+fn mean_colour(colours: impl Iterator<Item = [f32; 3]>) -> Option<[f32; 3]> {
+    let (sum, n) = colours.fold(([0.0f32; 3], 0usize), |(s, n), c| ([s[0] + c[0], s[1] + c[1], s[2] + c[2]], n + 1));
+    (n > 0).then(|| sum.map(|v| v / n as f32))
+}
+
+/// Euclidean distance between two RGB colours.
+fn rgb_distance(a: [f32; 3], b: [f32; 3]) -> f32 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
 }
 
 /// Head pose in degrees: roll from the eye line, yaw and pitch from the mesh's depth.

@@ -123,13 +123,15 @@ impl Pyramid {
 mod tests {
     use super::*;
 
+    /// An image whose neighbouring pixels all differ, so that any wrong level or weight shows.
+    fn busy(width: u32, height: u32) -> RgbImage {
+        let n = u64::from(width) * u64::from(height) * 3;
+        RgbImage { width, height, pixels: (0..n).map(|i| ((i * 7919) % 251) as u8).collect() }
+    }
+
     #[test]
     fn resample_matches_per_pixel_sampling() {
-        let img = RgbImage {
-            width: 300,
-            height: 400,
-            pixels: (0..300u64 * 400 * 3).map(|i| ((i * 7919) % 251) as u8).collect(),
-        };
+        let img = busy(300, 400);
         let p = Pyramid::new(&img);
         let (sx, sy) = (300.0 / 64.0, 400.0 / 80.0);
         let mut n = 0;
@@ -147,11 +149,7 @@ mod tests {
 
     #[test]
     fn a_pyramid_for_one_step_samples_as_the_whole_one() {
-        let img = RgbImage {
-            width: 640,
-            height: 480,
-            pixels: (0..640u64 * 480 * 3).map(|i| ((i * 7919) % 251) as u8).collect(),
-        };
+        let img = busy(640, 480);
         let whole = Pyramid::new(&img);
         for step in [0.5, 1.0, 3.9, 4.0, 7.0, 9.0, 40.0] {
             let part = Pyramid::for_step(&img, step);
