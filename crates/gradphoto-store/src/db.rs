@@ -307,9 +307,38 @@ pub struct OutboxItem {
     pub id: OutboxId,
     pub student_id: StudentId,
     pub channel: String,
+    /// submitted, approved, rejected, exported (`notice` for rows older than kinds).
+    pub kind: String,
     pub title: String,
     pub body: String,
+    /// JSON chosen by the web layer, for channels that render their own message (WeChat templates).
+    pub payload: String,
     pub attempts: i64,
+}
+
+/// A message to a student about their submission, queued in the transaction of the change it reports.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Notice<'a> {
+    /// submitted, approved, rejected or exported.
+    pub kind: &'a str,
+    pub title: &'a str,
+    pub body: &'a str,
+    /// JSON text.
+    pub payload: &'a str,
+}
+
+/// A message delivery gave up on, for the admin to see and resend.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    pub id: OutboxId,
+    pub student_id: StudentId,
+    pub student_no: String,
+    pub channel: String,
+    pub kind: String,
+    pub title: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub dead_at: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -326,6 +355,108 @@ pub struct AuditEntry {
     pub action: String,
     pub school_id: Option<SchoolId>,
     pub detail: String,
+}
+
+/// What binding a WeChat openid to a student did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindOutcome {
+    /// Bound now, or already bound to this same openid.
+    Bound,
+    /// The student is bound to another openid.
+    StudentBoundElsewhere,
+    /// The openid is bound to this other student.
+    OpenidBoundElsewhere(StudentId),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Binding {
+    pub channel: String,
+    pub bound_at: i64,
+}
+
+/// What an OAuth `state` was issued with.
+#[derive(Debug, Clone, Serialize)]
+pub struct OauthState {
+    pub school_code: Option<String>,
+    pub attempt: i64,
+}
+
+/// The official account's server access token, shared by every node.
+#[derive(Debug, Clone, Serialize)]
+pub struct WechatToken {
+    /// A credential: kept out of any JSON this struct is written to.
+    #[serde(skip)]
+    pub access_token: String,
+    pub expires_at: i64,
+    pub fetched_at: i64,
+    /// The day (the caller's numbering) `force_count` counts forced refreshes of.
+    pub force_day: i64,
+    pub force_count: i64,
+    pub last_force_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayStatus {
+    /// Ordered, not (yet) paid.
+    Created,
+    Paid,
+    Refunding,
+    Refunded,
+    /// Closed unpaid (expired or given up).
+    Closed,
+}
+
+impl PayStatus {
+    pub const ALL: [PayStatus; 5] =
+        [PayStatus::Created, PayStatus::Paid, PayStatus::Refunding, PayStatus::Refunded, PayStatus::Closed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayStatus::Created => "created",
+            PayStatus::Paid => "paid",
+            PayStatus::Refunding => "refunding",
+            PayStatus::Refunded => "refunded",
+            PayStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PayStatus> {
+        PayStatus::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// A payment: an offline one marked by staff, or a WeChat Pay order. Amounts in fen.
+#[derive(Debug, Clone, Serialize)]
+pub struct Payment {
+    pub id: PaymentId,
+    pub student_id: StudentId,
+    pub amount_cents: i64,
+    pub provider: String,
+    pub status: PayStatus,
+    pub reference: String,
+    pub out_trade_no: Option<String>,
+    pub prepay_id: Option<String>,
+    pub prepay_expires_at: Option<i64>,
+    pub transaction_id: Option<String>,
+    pub refund_no: Option<String>,
+    pub created_at: i64,
+    pub paid_at: Option<i64>,
+    pub refunded_at: Option<i64>,
+}
+
+/// What a payment confirmation (a notification or a query) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirm {
+    /// This call marked the order paid, for this student.
+    Paid(StudentId),
+    /// Paid (or refunded) before: nothing changed.
+    AlreadyDone,
+    UnknownOrder,
+    /// The amount differs from the order's: nothing changed.
+    WrongAmount,
 }
 
 /// Counts for the progress page.
@@ -437,6 +568,43 @@ fn submission_row(r: &AnyRow) -> Result<Submission> {
         note: r.try_get("note")?,
         registered_key: opt_key(r.try_get("registered_key")?),
         exported_at: r.try_get("exported_at")?,
+    })
+}
+
+fn outbox_row(r: &AnyRow) -> Result<OutboxItem> {
+    Ok(OutboxItem {
+        id: OutboxId(r.try_get("id")?),
+        student_id: StudentId(r.try_get("student_id")?),
+        channel: r.try_get("channel")?,
+        kind: r.try_get("kind")?,
+        title: r.try_get("title")?,
+        body: r.try_get("body")?,
+        payload: r.try_get("payload")?,
+        attempts: r.try_get("attempts")?,
+    })
+}
+
+const PAYMENT_COLUMNS: &str = "p.id, p.student_id, p.amount_cents, p.provider, p.status, p.reference, \
+     p.out_trade_no, p.prepay_id, p.prepay_expires_at, p.transaction_id, p.refund_no, p.created_at, p.paid_at, \
+     p.refunded_at";
+
+fn payment_row(r: &AnyRow) -> Result<Payment> {
+    let status: String = r.try_get("status")?;
+    Ok(Payment {
+        id: PaymentId(r.try_get("id")?),
+        student_id: StudentId(r.try_get("student_id")?),
+        amount_cents: r.try_get("amount_cents")?,
+        provider: r.try_get("provider")?,
+        status: PayStatus::parse(&status).ok_or(DbError::NotFound)?,
+        reference: r.try_get("reference")?,
+        out_trade_no: r.try_get("out_trade_no")?,
+        prepay_id: r.try_get("prepay_id")?,
+        prepay_expires_at: r.try_get("prepay_expires_at")?,
+        transaction_id: r.try_get("transaction_id")?,
+        refund_no: r.try_get("refund_no")?,
+        created_at: r.try_get("created_at")?,
+        paid_at: r.try_get("paid_at")?,
+        refunded_at: r.try_get("refunded_at")?,
     })
 }
 
@@ -871,12 +1039,33 @@ impl Db {
         Ok(bound == subject_hash)
     }
 
-    pub async fn unbind_device(&self, student: StudentId) -> Result<()> {
-        sqlx::query("DELETE FROM bindings WHERE student_id = $1").bind(student.0).execute(&self.pool).await?;
-        Ok(())
+    /// Releases the student's bindings on `channel`, or on every channel with `None`; returns how many.
+    pub async fn unbind_device(&self, student: StudentId, channel: Option<&str>) -> Result<u64> {
+        let done = match channel {
+            Some(c) => {
+                sqlx::query("DELETE FROM bindings WHERE student_id = $1 AND channel = $2")
+                    .bind(student.0)
+                    .bind(c)
+                    .execute(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM bindings WHERE student_id = $1").bind(student.0).execute(&self.pool).await?
+            }
+        };
+        Ok(done.rows_affected())
     }
 
-    pub async fn mark_paid(&self, student: StudentId, provider: &str, reference: &str, amount: i64) -> Result<()> {
+    /// Records a payment made outside the site (cash, a transfer) and releases the submissions that waited for it,
+    /// each with `notice`.
+    pub async fn mark_paid(
+        &self,
+        student: StudentId,
+        provider: &str,
+        reference: &str,
+        amount: i64,
+        notice: &Notice<'_>,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let now = now_ms();
         sqlx::query(
@@ -895,11 +1084,7 @@ impl Db {
             .bind(student.0)
             .execute(&mut *tx.tx)
             .await?;
-        // Submissions that waited for the fee join the queue in the order they were submitted.
-        sqlx::query("UPDATE submissions SET status = 'submitted' WHERE student_id = $1 AND status = 'unpaid'")
-            .bind(student.0)
-            .execute(&mut *tx.tx)
-            .await?;
+        release_unpaid(&mut tx, student, notice).await?;
         tx.commit().await
     }
 }
@@ -1093,16 +1278,18 @@ impl Db {
 
     /// Submits `photo` for review. Idempotent: submitting the photo already submitted changes nothing, so a double
     /// click makes one submission. A submission past review (approved, exported) or being reviewed is not replaced.
-    pub async fn submit(&self, photo: &Photo, paid: bool) -> Result<SubmissionId> {
-        match self.try_submit(photo, paid).await {
-            // Two first submits at once on PostgreSQL: both saw no row, one insert lost the race. The second try
-            // sees the winner's row (SQLite serialises writers, so it never gets here).
-            Err(DbError::Sql(e)) if is_unique_violation(&e) => self.try_submit(photo, paid).await,
+    /// `notice` is queued when the submission enters the review queue (not while it waits for the fee, nor for a
+    /// repeated submit that changes nothing).
+    pub async fn submit(&self, photo: &Photo, paid: bool, notice: &Notice<'_>) -> Result<SubmissionId> {
+        match self.try_submit(photo, paid, notice).await {
+            // Two first submits at once on PostgreSQL: both saw no row, one insert lost the race (its notice rolled
+            // back with it). The second try sees the winner's row (SQLite serialises writers, so it never gets here).
+            Err(DbError::Sql(e)) if is_unique_violation(&e) => self.try_submit(photo, paid, notice).await,
             other => other,
         }
     }
 
-    async fn try_submit(&self, photo: &Photo, paid: bool) -> Result<SubmissionId> {
+    async fn try_submit(&self, photo: &Photo, paid: bool, notice: &Notice<'_>) -> Result<SubmissionId> {
         let mut tx = self.begin().await?;
         let status = if paid { Status::Submitted } else { Status::Unpaid };
         let existing = sqlx::query(AssertSqlSafe(format!(
@@ -1145,6 +1332,9 @@ impl Db {
                 SubmissionId(r.try_get("id")?)
             }
         };
+        if paid {
+            enqueue(&mut tx, id, notice).await?;
+        }
         tx.commit().await?;
         Ok(id)
     }
@@ -1222,7 +1412,7 @@ impl Db {
         photo: PhotoId,
         reviewer: StaffId,
         registered: &BlobMeta,
-        notice: (&str, &str),
+        notice: &Notice<'_>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         insert_blob(&mut tx, "registered", registered).await?;
@@ -1251,7 +1441,7 @@ impl Db {
         reviewer: StaffId,
         reasons: &str,
         note: &str,
-        notice: (&str, &str),
+        notice: &Notice<'_>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
@@ -1306,7 +1496,7 @@ impl Db {
     }
 
     /// Marks exported and tells each student, once the archive has been written whole.
-    pub async fn mark_exported(&self, ids: &[SubmissionId], notice: (&str, &str)) -> Result<()> {
+    pub async fn mark_exported(&self, ids: &[SubmissionId], notice: &Notice<'_>) -> Result<()> {
         let mut tx = self.begin().await?;
         let now = now_ms();
         for id in ids {
@@ -1325,18 +1515,50 @@ impl Db {
     }
 }
 
-async fn enqueue(tx: &mut Tx<'_>, submission: SubmissionId, (title, body): (&str, &str)) -> Result<()> {
+/// Queues `notice` for the student of `submission`: always in the site's inbox, and on WeChat too when the student
+/// has bound an openid.
+async fn enqueue(tx: &mut Tx<'_>, submission: SubmissionId, notice: &Notice<'_>) -> Result<()> {
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO outbox (student_id, channel, title, body, next_attempt_at, created_at) \
-         SELECT student_id, 'site', $1, $2, $3, $3 FROM submissions WHERE id = $4",
+        "INSERT INTO outbox (student_id, channel, kind, title, body, payload, next_attempt_at, created_at) \
+         SELECT student_id, 'site', $1, $2, $3, $4, $5, $5 FROM submissions WHERE id = $6",
     )
-    .bind(title)
-    .bind(body)
+    .bind(notice.kind)
+    .bind(notice.title)
+    .bind(notice.body)
+    .bind(notice.payload)
     .bind(now)
     .bind(submission.0)
     .execute(&mut *tx.tx)
     .await?;
+    sqlx::query(
+        "INSERT INTO outbox (student_id, channel, kind, title, body, payload, next_attempt_at, created_at) \
+         SELECT s.student_id, 'wechat', $1, $2, $3, $4, $5, $5 FROM submissions s \
+         JOIN bindings b ON b.student_id = s.student_id AND b.channel = 'wechat' WHERE s.id = $6",
+    )
+    .bind(notice.kind)
+    .bind(notice.title)
+    .bind(notice.body)
+    .bind(notice.payload)
+    .bind(now)
+    .bind(submission.0)
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves the student's submissions that waited for the fee into the review queue (in the order they were
+/// submitted: submitted_at is kept) and queues `notice` for each.
+async fn release_unpaid(tx: &mut Tx<'_>, student: StudentId, notice: &Notice<'_>) -> Result<()> {
+    let released = sqlx::query(
+        "UPDATE submissions SET status = 'submitted' WHERE student_id = $1 AND status = 'unpaid' RETURNING id",
+    )
+    .bind(student.0)
+    .fetch_all(&mut *tx.tx)
+    .await?;
+    for r in &released {
+        enqueue(tx, SubmissionId(r.try_get("id")?), notice).await?;
+    }
     Ok(())
 }
 
@@ -1347,25 +1569,36 @@ async fn enqueue(tx: &mut Tx<'_>, submission: SubmissionId, (title, body): (&str
 impl Db {
     pub async fn due_outbox(&self, limit: i64) -> Result<Vec<OutboxItem>> {
         let rows = sqlx::query(
-            "SELECT id, student_id, channel, title, body, attempts FROM outbox \
-             WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
+            "SELECT id, student_id, channel, kind, title, body, payload, attempts FROM outbox \
+             WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
         )
         .bind(now_ms())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxItem {
-                    id: OutboxId(r.try_get("id")?),
-                    student_id: StudentId(r.try_get("student_id")?),
-                    channel: r.try_get("channel")?,
-                    title: r.try_get("title")?,
-                    body: r.try_get("body")?,
-                    attempts: r.try_get("attempts")?,
-                })
-            })
-            .collect()
+        rows.iter().map(outbox_row).collect()
+    }
+
+    pub async fn outbox_item(&self, id: OutboxId) -> Result<OutboxItem> {
+        let r = sqlx::query(
+            "SELECT id, student_id, channel, kind, title, body, payload, attempts FROM outbox WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        outbox_row(&r.ok_or(DbError::NotFound)?)
+    }
+
+    /// A student's undelivered rows on every channel (dead letters included), oldest first.
+    pub async fn outbox_of_student(&self, student: StudentId) -> Result<Vec<OutboxItem>> {
+        let rows = sqlx::query(
+            "SELECT id, student_id, channel, kind, title, body, payload, attempts FROM outbox \
+             WHERE student_id = $1 AND delivered_at IS NULL ORDER BY id",
+        )
+        .bind(student.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(outbox_row).collect()
     }
 
     pub async fn outbox_delivered(&self, id: OutboxId) -> Result<()> {
@@ -1377,18 +1610,80 @@ impl Db {
         Ok(())
     }
 
-    pub async fn outbox_failed(&self, id: OutboxId, error: &str, retry_at: i64) -> Result<()> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3")
-            .bind(error)
-            .bind(retry_at)
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
+    /// A failed delivery: tried again at `retry_at`, or with `None` given up (a dead letter, kept for an admin to
+    /// see and resend).
+    pub async fn outbox_failed(&self, id: OutboxId, error: &str, retry_at: Option<i64>) -> Result<()> {
+        match retry_at {
+            Some(at) => {
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3",
+                )
+                .bind(error)
+                .bind(at)
+                .bind(id.0)
+                .execute(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1, dead_at = $2 WHERE id = $3")
+                    .bind(error)
+                    .bind(now_ms())
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await?
+            }
+        };
         Ok(())
     }
 
+    /// Messages given up on, of `school`'s students, newest first.
+    pub async fn dead_letters(&self, school: SchoolId, limit: i64) -> Result<Vec<DeadLetter>> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.student_id, st.student_no, o.channel, o.kind, o.title, o.attempts, o.last_error, \
+             o.dead_at FROM outbox o JOIN students st ON st.id = o.student_id \
+             WHERE st.school_id = $1 AND o.dead_at IS NOT NULL AND o.delivered_at IS NULL \
+             ORDER BY o.dead_at DESC, o.id DESC LIMIT $2",
+        )
+        .bind(school.0)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    id: OutboxId(r.try_get("id")?),
+                    student_id: StudentId(r.try_get("student_id")?),
+                    student_no: r.try_get("student_no")?,
+                    channel: r.try_get("channel")?,
+                    kind: r.try_get("kind")?,
+                    title: r.try_get("title")?,
+                    attempts: r.try_get("attempts")?,
+                    last_error: r.try_get("last_error")?,
+                    dead_at: r.try_get("dead_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Puts a dead letter of `school` back in the queue, due now with a fresh count of attempts; the last error is
+    /// kept until the next attempt replaces it.
+    pub async fn outbox_resend(&self, id: OutboxId, school: SchoolId) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE outbox SET dead_at = NULL, attempts = 0, next_attempt_at = $1 WHERE id = $2 \
+             AND dead_at IS NOT NULL AND delivered_at IS NULL \
+             AND student_id IN (SELECT id FROM students WHERE school_id = $3)",
+        )
+        .bind(now_ms())
+        .bind(id.0)
+        .bind(school.0)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 { Err(DbError::NotFound) } else { Ok(()) }
+    }
+
+    /// Messages still to deliver (dead letters are not: nothing will try them unless resent).
     pub async fn outbox_pending(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE delivered_at IS NULL")
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL")
             .fetch_one(&self.pool)
             .await?
             .try_get("n")?)
@@ -1557,5 +1852,453 @@ impl Db {
         .fetch_one(&self.pool)
         .await?
         .try_get("n")?)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// WeChat: openid bindings, OAuth states, the server token
+// ---------------------------------------------------------------------------------------------------------------
+
+impl Db {
+    /// Binds the openid (found by its keyed hash, kept sealed for sending) to `student`: one openid per student and
+    /// one student per openid. The unique indexes decide two binds at once, not a read before the insert.
+    pub async fn bind_wechat(
+        &self,
+        student: StudentId,
+        openid_hash: &[u8],
+        openid_cipher: &[u8],
+    ) -> Result<BindOutcome> {
+        // The holder of the openid can unbind between the failed insert and the look-up: then try again.
+        for _ in 0..3 {
+            let inserted = sqlx::query(
+                "INSERT INTO bindings (student_id, channel, subject_hash, subject_cipher, bound_at) \
+                 VALUES ($1, 'wechat', $2, $3, $4) ON CONFLICT (student_id, channel) DO NOTHING",
+            )
+            .bind(student.0)
+            .bind(openid_hash.to_vec())
+            .bind(openid_cipher.to_vec())
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await;
+            match inserted {
+                Ok(done) if done.rows_affected() > 0 => return Ok(BindOutcome::Bound),
+                Ok(_) => {
+                    let bound =
+                        sqlx::query("SELECT subject_hash FROM bindings WHERE student_id = $1 AND channel = 'wechat'")
+                            .bind(student.0)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    match bound {
+                        Some(r) if r.try_get::<Vec<u8>, _>("subject_hash")? == openid_hash => {
+                            return Ok(BindOutcome::Bound);
+                        }
+                        Some(_) => return Ok(BindOutcome::StudentBoundElsewhere),
+                        // Unbound meanwhile.
+                        None => continue,
+                    }
+                }
+                Err(e) if is_unique_violation(&e) => {
+                    let holder =
+                        sqlx::query("SELECT student_id FROM bindings WHERE channel = 'wechat' AND subject_hash = $1")
+                            .bind(openid_hash.to_vec())
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    match holder {
+                        Some(r) => {
+                            let holder = StudentId(r.try_get("student_id")?);
+                            return Ok(if holder == student {
+                                BindOutcome::Bound
+                            } else {
+                                BindOutcome::OpenidBoundElsewhere(holder)
+                            });
+                        }
+                        None => continue,
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DbError::Conflict)
+    }
+
+    pub async fn student_by_openid(&self, openid_hash: &[u8]) -> Result<Option<Student>> {
+        let r = sqlx::query(
+            "SELECT st.* FROM students st JOIN bindings b ON b.student_id = st.id \
+             WHERE b.channel = 'wechat' AND b.subject_hash = $1",
+        )
+        .bind(openid_hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        r.as_ref().map(student_row).transpose()
+    }
+
+    /// The sealed openid the student is bound to, for sending them messages.
+    pub async fn wechat_openid_cipher(&self, student: StudentId) -> Result<Option<Vec<u8>>> {
+        let r = sqlx::query("SELECT subject_cipher FROM bindings WHERE student_id = $1 AND channel = 'wechat'")
+            .bind(student.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.map(|r| r.try_get::<Option<Vec<u8>>, _>("subject_cipher")).transpose()?.flatten())
+    }
+
+    pub async fn bindings_of(&self, student: StudentId) -> Result<Vec<Binding>> {
+        let rows = sqlx::query("SELECT channel, bound_at FROM bindings WHERE student_id = $1 ORDER BY channel")
+            .bind(student.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(Binding { channel: r.try_get("channel")?, bound_at: r.try_get("bound_at")? })).collect()
+    }
+
+    /// Records an OAuth `state` (hashed) issued to the browser holding `pre_hash`'s pre-image.
+    pub async fn create_oauth_state(
+        &self,
+        state_hash: &[u8],
+        pre_hash: &[u8],
+        school_code: Option<&str>,
+        attempt: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO oauth_states (state_hash, pre_hash, school_code, attempt, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(state_hash.to_vec())
+        .bind(pre_hash.to_vec())
+        .bind(school_code.map(str::to_string))
+        .bind(attempt)
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { DbError::Conflict } else { e.into() })?;
+        Ok(())
+    }
+
+    /// Uses up a state: one conditional update, so of two callbacks with the same state only one gets it. A used,
+    /// expired or unknown state, or one presented by another browser, gives `None`.
+    pub async fn take_oauth_state(&self, state_hash: &[u8], pre_hash: &[u8]) -> Result<Option<OauthState>> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE oauth_states SET used_at = $1 WHERE state_hash = $2 AND pre_hash = $3 AND used_at IS NULL \
+             AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(state_hash.to_vec())
+        .bind(pre_hash.to_vec())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let r = sqlx::query("SELECT school_code, attempt FROM oauth_states WHERE state_hash = $1")
+            .bind(state_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
+        r.map(|r| Ok(OauthState { school_code: r.try_get("school_code")?, attempt: r.try_get("attempt")? })).transpose()
+    }
+
+    /// Removes states expired more than a day ago (kept that long to tell a replay from a stranger).
+    pub async fn purge_oauth_states(&self) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
+            .bind(now_ms() - 86_400_000)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    pub async fn wechat_token(&self, appid: &str) -> Result<Option<WechatToken>> {
+        let r =
+            sqlx::query("SELECT * FROM wechat_tokens WHERE appid = $1").bind(appid).fetch_optional(&self.pool).await?;
+        r.map(|r| {
+            Ok(WechatToken {
+                access_token: r.try_get("access_token")?,
+                expires_at: r.try_get("expires_at")?,
+                fetched_at: r.try_get("fetched_at")?,
+                force_day: r.try_get("force_day")?,
+                force_count: r.try_get("force_count")?,
+                last_force_at: r.try_get("last_force_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores a freshly fetched token; the forced-refresh counters stay, as WeChat's daily cap does.
+    pub async fn save_wechat_token(&self, appid: &str, token: &str, expires_at: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO wechat_tokens (appid, access_token, expires_at, fetched_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (appid) DO UPDATE SET access_token = excluded.access_token, \
+             expires_at = excluded.expires_at, fetched_at = excluded.fetched_at",
+        )
+        .bind(appid)
+        .bind(token)
+        .bind(expires_at)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether this caller may refresh the token before it expires, after WeChat refused `failed_token`. One
+    /// conditional update, so of the nodes that saw the same token fail only one refreshes; none does if the
+    /// token changed meanwhile (another node refreshed), if the last forced refresh was under `min_gap_ms` ago, or
+    /// if `max_per_day` were used on `day`.
+    pub async fn claim_force_refresh(
+        &self,
+        appid: &str,
+        failed_token: &str,
+        now: i64,
+        day: i64,
+        max_per_day: i64,
+        min_gap_ms: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE wechat_tokens SET force_count = CASE WHEN force_day = $1 THEN force_count + 1 ELSE 1 END, \
+             force_day = $1, last_force_at = $2 \
+             WHERE appid = $3 AND access_token = $4 AND last_force_at <= $5 \
+             AND (force_day <> $1 OR force_count < $6)",
+        )
+        .bind(day)
+        .bind(now)
+        .bind(appid)
+        .bind(failed_token)
+        .bind(now.saturating_sub(min_gap_ms))
+        .bind(max_per_day)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Payments
+// ---------------------------------------------------------------------------------------------------------------
+
+impl Db {
+    /// A new WeChat Pay order, not yet paid; `out_trade_no` is ours and unique.
+    pub async fn create_order(
+        &self,
+        student: StudentId,
+        amount_cents: i64,
+        provider: &str,
+        out_trade_no: &str,
+    ) -> Result<PaymentId> {
+        let now = now_ms();
+        let r = sqlx::query(
+            "INSERT INTO payments (student_id, amount_cents, provider, status, reference, out_trade_no, created_at, \
+             updated_at) VALUES ($1, $2, $3, 'created', $4, $4, $5, $5) RETURNING id",
+        )
+        .bind(student.0)
+        .bind(amount_cents)
+        .bind(provider)
+        .bind(out_trade_no)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { DbError::Conflict } else { e.into() })?;
+        Ok(PaymentId(r.try_get("id")?))
+    }
+
+    pub async fn set_prepay(&self, out_trade_no: &str, prepay_id: &str, expires_at: i64) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE payments SET prepay_id = $1, prepay_expires_at = $2, updated_at = $3 WHERE out_trade_no = $4",
+        )
+        .bind(prepay_id)
+        .bind(expires_at)
+        .bind(now_ms())
+        .bind(out_trade_no)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 { Err(DbError::NotFound) } else { Ok(()) }
+    }
+
+    /// An unpaid order of this amount whose prepay can still be used: paying twice for one fee starts here.
+    pub async fn open_order(&self, student: StudentId, amount_cents: i64, now: i64) -> Result<Option<Payment>> {
+        let r = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.student_id = $1 AND p.amount_cents = $2 \
+             AND p.status = 'created' AND p.out_trade_no IS NOT NULL AND p.prepay_id IS NOT NULL \
+             AND p.prepay_expires_at > $3 ORDER BY p.id DESC LIMIT 1"
+        )))
+        .bind(student.0)
+        .bind(amount_cents)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        r.as_ref().map(payment_row).transpose()
+    }
+
+    pub async fn payment_by_trade_no(&self, out_trade_no: &str) -> Result<Option<Payment>> {
+        let r =
+            sqlx::query(AssertSqlSafe(format!("SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.out_trade_no = $1")))
+                .bind(out_trade_no)
+                .fetch_optional(&self.pool)
+                .await?;
+        r.as_ref().map(payment_row).transpose()
+    }
+
+    pub async fn payment(&self, id: PaymentId) -> Result<Payment> {
+        let r = sqlx::query(AssertSqlSafe(format!("SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.id = $1")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        payment_row(&r.ok_or(DbError::NotFound)?)
+    }
+
+    /// Newest first.
+    pub async fn payments_of_student(&self, student: StudentId) -> Result<Vec<Payment>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.student_id = $1 ORDER BY p.id DESC"
+        )))
+        .bind(student.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(payment_row).collect()
+    }
+
+    /// Newest first.
+    pub async fn payments_of_school(&self, school: SchoolId, limit: i64) -> Result<Vec<Payment>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments p JOIN students st ON st.id = p.student_id \
+             WHERE st.school_id = $1 ORDER BY p.id DESC LIMIT $2"
+        )))
+        .bind(school.0)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(payment_row).collect()
+    }
+
+    /// Marks an order paid as WeChat Pay reports it, with everything that follows (the student paid, the
+    /// submissions that waited released, each with `notice`), in one transaction. Notifications are resent and a
+    /// query may confirm the same order: the status condition lets exactly one call do the work.
+    pub async fn confirm_payment(
+        &self,
+        out_trade_no: &str,
+        transaction_id: &str,
+        amount_total: i64,
+        notice: &Notice<'_>,
+    ) -> Result<Confirm> {
+        let mut tx = self.begin().await?;
+        let order = sqlx::query("SELECT id, student_id, amount_cents FROM payments WHERE out_trade_no = $1")
+            .bind(out_trade_no)
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        let Some(order) = order else { return Ok(Confirm::UnknownOrder) };
+        let (id, student): (i64, StudentId) = (order.try_get("id")?, StudentId(order.try_get("student_id")?));
+        if order.try_get::<i64, _>("amount_cents")? != amount_total {
+            return Ok(Confirm::WrongAmount);
+        }
+        let now = now_ms();
+        // 'closed' too: an order closed as expired can still have been paid at the last moment, and WeChat's word
+        // that it was paid wins.
+        let done = sqlx::query(
+            "UPDATE payments SET status = 'paid', paid_at = $1, transaction_id = $2, updated_at = $1 \
+             WHERE id = $3 AND status IN ('created', 'closed')",
+        )
+        .bind(now)
+        .bind(transaction_id)
+        .bind(id)
+        .execute(&mut *tx.tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(Confirm::AlreadyDone);
+        }
+        sqlx::query("UPDATE students SET paid = 1, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(student.0)
+            .execute(&mut *tx.tx)
+            .await?;
+        release_unpaid(&mut tx, student, notice).await?;
+        tx.commit().await?;
+        Ok(Confirm::Paid(student))
+    }
+
+    /// Records a WeChat Pay notification id; `false` when it was seen before (a resend, to acknowledge only).
+    pub async fn record_payment_event(
+        &self,
+        event_id: &str,
+        out_trade_no: Option<&str>,
+        event_type: &str,
+        outcome: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO payment_events (event_id, out_trade_no, event_type, outcome, received_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event_id)
+        .bind(out_trade_no.map(str::to_string))
+        .bind(event_type)
+        .bind(outcome)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Unpaid WeChat Pay orders created in (`created_after`, `created_before`), oldest first, to ask WeChat about
+    /// (a notification can be lost).
+    pub async fn unpaid_orders(&self, created_before: i64, created_after: i64, limit: i64) -> Result<Vec<Payment>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments p WHERE p.status = 'created' AND p.out_trade_no IS NOT NULL \
+             AND p.created_at < $1 AND p.created_at > $2 ORDER BY p.id LIMIT $3"
+        )))
+        .bind(created_before)
+        .bind(created_after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(payment_row).collect()
+    }
+
+    /// Closes an unpaid order; one paid meanwhile is left as it is.
+    pub async fn close_order(&self, out_trade_no: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE payments SET status = 'closed', updated_at = $1 WHERE out_trade_no = $2 AND status = 'created'",
+        )
+        .bind(now_ms())
+        .bind(out_trade_no)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Starts refunding a paid payment under our `refund_no`; anything but a paid payment is `DbError::State`.
+    pub async fn start_refund(&self, id: PaymentId, refund_no: &str) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE payments SET status = 'refunding', refund_no = $1, updated_at = $2 WHERE id = $3 AND status = 'paid'",
+        )
+        .bind(refund_no)
+        .bind(now_ms())
+        .bind(id.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { DbError::Conflict } else { DbError::from(e) })?;
+        if done.rows_affected() == 0 { Err(DbError::State) } else { Ok(()) }
+    }
+
+    /// Completes a refund WeChat Pay reports done: the student owes the fee again unless another payment of theirs
+    /// stands. Returns whether this call changed anything (a second report changes nothing).
+    pub async fn finish_refund(&self, refund_no: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let refunded = sqlx::query(
+            "UPDATE payments SET status = 'refunded', refunded_at = $1, updated_at = $1 \
+             WHERE refund_no = $2 AND status = 'refunding' RETURNING student_id",
+        )
+        .bind(now)
+        .bind(refund_no)
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+        let Some(r) = refunded else { return Ok(false) };
+        let student: i64 = r.try_get("student_id")?;
+        sqlx::query(
+            "UPDATE students SET paid = 0, updated_at = $1 WHERE id = $2 \
+             AND NOT EXISTS (SELECT 1 FROM payments WHERE student_id = $2 AND status = 'paid')",
+        )
+        .bind(now)
+        .bind(student)
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

@@ -2,9 +2,11 @@
 //! `scripts/test.sh` starts (`GRADPHOTO_TEST_POSTGRES`), a fresh database per test.
 
 use gradphoto_store::blob::{BlobKey, BlobStore, LocalStore, sha256_hex};
-use gradphoto_store::db::{Backend, BlobMeta, NewPhoto, NewSchool, Role, Status, StudentUpsert};
+use gradphoto_store::db::{
+    Backend, BindOutcome, BlobMeta, Confirm, NewPhoto, NewSchool, Notice, PayStatus, Role, Status, StudentUpsert,
+};
 use gradphoto_store::recover::recover;
-use gradphoto_store::{Db, DbError, SchoolId, Vault};
+use gradphoto_store::{Db, DbError, SchoolId, StudentId, Vault};
 
 async fn sqlite() -> (Db, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -27,6 +29,11 @@ async fn postgres() -> Db {
 
 fn blob(kind: &str, bytes: &[u8]) -> BlobMeta {
     BlobMeta { key: BlobKey::new(kind), bytes: bytes.len() as i64, sha256: sha256_hex(bytes) }
+}
+
+/// A notice of `kind`, its title the kind too.
+fn notice(kind: &str) -> Notice<'_> {
+    Notice { kind, title: kind, body: "body", payload: "{}" }
 }
 
 /// A school in a region of its own, free of charge and always open.
@@ -126,45 +133,49 @@ async fn repository(db: Db) {
     assert_eq!(second.replaced.len(), 2, "the first draft's two files are released");
     assert!(first.replaced.is_empty());
     let photo = db.photo(second.photo).await.unwrap();
-    let sub = db.submit(&photo, false).await.unwrap();
-    assert_eq!(db.submit(&photo, false).await.unwrap(), sub);
+    let sub = db.submit(&photo, false, &notice("submitted")).await.unwrap();
+    assert_eq!(db.submit(&photo, false, &notice("submitted")).await.unwrap(), sub);
     assert_eq!(db.submission(sub).await.unwrap().status, Status::Unpaid);
     assert!(db.queue(school, 10).await.unwrap().is_empty(), "unpaid submissions wait");
-    db.mark_paid(s1.id, "offline", "ref", 2000).await.unwrap();
+    assert!(db.due_outbox(10).await.unwrap().is_empty(), "no notice while the submission waits for the fee");
+    db.mark_paid(s1.id, "offline", "ref", 2000, &notice("submitted")).await.unwrap();
     assert_eq!(db.submission(sub).await.unwrap().status, Status::Submitted);
     assert_eq!(db.queue(school, 10).await.unwrap().len(), 1);
 
     // Decisions: only once, only on the photo reviewed; each queues one notice.
     db.open_for_review(sub, staff).await.unwrap();
     assert!(matches!(
-        db.approve(sub, first.photo, staff, &blob("registered", b"r0"), ("t", "b")).await,
+        db.approve(sub, first.photo, staff, &blob("registered", b"r0"), &notice("approved")).await,
         Err(DbError::State)
     ));
-    db.reject(sub, photo.id, staff, "background.color", "", ("驳回", "原因")).await.unwrap();
-    assert!(matches!(db.reject(sub, photo.id, staff, "x", "", ("t", "b")).await, Err(DbError::State)));
+    db.reject(sub, photo.id, staff, "background.color", "", &notice("rejected")).await.unwrap();
+    assert!(matches!(db.reject(sub, photo.id, staff, "x", "", &notice("rejected")).await, Err(DbError::State)));
     // A rejected photo comes back only as a new upload.
-    assert!(matches!(db.submit(&photo, true).await, Err(DbError::State)));
+    assert!(matches!(db.submit(&photo, true, &notice("submitted")).await, Err(DbError::State)));
     let third = db.photo(db.record_upload(&up("c")).await.unwrap().photo).await.unwrap();
-    assert_eq!(db.submit(&third, true).await.unwrap(), sub);
+    assert_eq!(db.submit(&third, true, &notice("submitted")).await.unwrap(), sub);
     let registered = blob("registered", b"r");
-    db.approve(sub, third.id, staff, &registered, ("通过", "好")).await.unwrap();
+    db.approve(sub, third.id, staff, &registered, &notice("approved")).await.unwrap();
     // Approved is final: the same photo again changes nothing, another photo is refused.
-    assert_eq!(db.submit(&third, true).await.unwrap(), sub);
+    assert_eq!(db.submit(&third, true, &notice("submitted")).await.unwrap(), sub);
     assert_eq!(db.submission(sub).await.unwrap().status, Status::Approved);
     let fourth = db.photo(db.record_upload(&up("d")).await.unwrap().photo).await.unwrap();
-    assert!(matches!(db.submit(&fourth, true).await, Err(DbError::State)));
+    assert!(matches!(db.submit(&fourth, true, &notice("submitted")).await, Err(DbError::State)));
     assert_eq!(db.exportable(school, None, false).await.unwrap().len(), 1);
     assert_eq!(db.exportable(school, Some("数学学院"), false).await.unwrap().len(), 1);
     assert_eq!(db.exportable(school, Some("物理学院"), false).await.unwrap().len(), 0);
-    db.mark_exported(&[sub], ("上报", "已上报")).await.unwrap();
+    db.mark_exported(&[sub], &notice("exported")).await.unwrap();
     assert_eq!(db.submission(sub).await.unwrap().status, Status::Exported);
     assert!(db.exportable(school, None, false).await.unwrap().is_empty());
     assert_eq!(db.exportable(school, None, true).await.unwrap().len(), 1);
 
-    // The outbox: three notices; a failed delivery is retried later; the in-site channel is idempotent.
+    // The outbox: five notices (paid, rejected, submitted again, approved, exported; the repeated and refused
+    // submits sent none); a failed delivery is retried later; the in-site channel is idempotent.
     let due = db.due_outbox(10).await.unwrap();
-    assert_eq!(due.len(), 3);
-    db.outbox_failed(due[0].id, "down", gradphoto_store::now_ms() + 60_000).await.unwrap();
+    let kinds: Vec<&str> = due.iter().map(|d| d.kind.as_str()).collect();
+    assert_eq!(kinds, ["submitted", "rejected", "submitted", "approved", "exported"]);
+    assert!(due.iter().all(|d| d.channel == "site"), "no WeChat binding, no WeChat message");
+    db.outbox_failed(due[0].id, "down", Some(gradphoto_store::now_ms() + 60_000)).await.unwrap();
     for item in &due[1..] {
         db.notify_in_site(item).await.unwrap();
         db.notify_in_site(item).await.unwrap();
@@ -172,7 +183,7 @@ async fn repository(db: Db) {
     }
     assert_eq!(db.due_outbox(10).await.unwrap().len(), 0);
     assert_eq!(db.outbox_pending().await.unwrap(), 1);
-    assert_eq!(db.notifications(s1.id, 10).await.unwrap().len(), 2);
+    assert_eq!(db.notifications(s1.id, 10).await.unwrap().len(), 4);
 
     // Progress.
     let p = db.progress(school).await.unwrap();
@@ -263,4 +274,241 @@ async fn concurrent_imports_on_sqlite() {
 #[tokio::test]
 async fn concurrent_imports_on_postgres() {
     concurrent_imports(postgres().await).await;
+}
+
+/// The WeChat integration's storage: openid bindings, OAuth states, the shared token, outbox channels and dead
+/// letters, WeChat Pay orders and refunds.
+async fn wechat(db: Db) {
+    let vault = Vault::from_base64(&Vault::generate_key(), &Vault::generate_key()).unwrap();
+    let other = school(&db, "tju", "同济大学").await;
+    let school = school(&db, "fdu", "复旦大学").await;
+    let rows: Vec<StudentUpsert> =
+        (1..=8).map(|i| roster_row(&vault, &i.to_string(), &format!("学生{i}"), &format!("ID{i}"))).collect();
+    db.import_students(school, &rows).await.unwrap();
+    db.import_students(other, &[roster_row(&vault, "1", "外校", "X1")]).await.unwrap();
+    let mut s = Vec::new();
+    for i in 1..=8 {
+        s.push(db.student_by_no(school, &i.to_string()).await.unwrap().unwrap().id);
+    }
+    let t = db.photo_types(school).await.unwrap()[0].id;
+    let now = gradphoto_store::now_ms();
+
+    // Binding: one openid per student, one student per openid.
+    assert_eq!(db.bind_wechat(s[0], b"h1", b"c1").await.unwrap(), BindOutcome::Bound);
+    assert_eq!(db.bind_wechat(s[0], b"h1", b"c1").await.unwrap(), BindOutcome::Bound, "the same binding again");
+    assert_eq!(db.bind_wechat(s[0], b"h2", b"c2").await.unwrap(), BindOutcome::StudentBoundElsewhere);
+    assert_eq!(db.bind_wechat(s[1], b"h1", b"c1").await.unwrap(), BindOutcome::OpenidBoundElsewhere(s[0]));
+    assert_eq!(db.student_by_openid(b"h1").await.unwrap().unwrap().id, s[0]);
+    assert!(db.student_by_openid(b"h2").await.unwrap().is_none());
+    assert_eq!(db.wechat_openid_cipher(s[0]).await.unwrap().as_deref(), Some(&b"c1"[..]));
+    assert_eq!(db.wechat_openid_cipher(s[1]).await.unwrap(), None);
+    assert!(db.bind_device(s[0], "browser", b"phone").await.unwrap());
+    let channels = |b: Vec<gradphoto_store::db::Binding>| b.into_iter().map(|b| b.channel).collect::<Vec<_>>();
+    assert_eq!(channels(db.bindings_of(s[0]).await.unwrap()), ["browser", "wechat"]);
+    assert_eq!(db.unbind_device(s[0], Some("browser")).await.unwrap(), 1);
+    assert_eq!(channels(db.bindings_of(s[0]).await.unwrap()), ["wechat"]);
+    // Unbinding every channel, then binding again.
+    assert_eq!(db.bind_wechat(s[7], b"h8", b"c8").await.unwrap(), BindOutcome::Bound);
+    assert_eq!(db.unbind_device(s[7], None).await.unwrap(), 1);
+    assert!(db.bindings_of(s[7]).await.unwrap().is_empty());
+    assert_eq!(db.bind_wechat(s[1], b"h8", b"c8").await.unwrap(), BindOutcome::Bound, "a released openid binds anew");
+    assert_eq!(db.unbind_device(s[1], Some("wechat")).await.unwrap(), 1);
+
+    // Races: two openids for one student, one openid for two students; exactly one wins each.
+    for round in 0..4 {
+        let (a, b) = (format!("ra{round}"), format!("rb{round}"));
+        let (x, y) = tokio::join!(db.bind_wechat(s[2], a.as_bytes(), b"c"), db.bind_wechat(s[2], b.as_bytes(), b"c"));
+        let mut got = [x.unwrap(), y.unwrap()];
+        got.sort_by_key(|o| *o != BindOutcome::Bound);
+        assert_eq!(got, [BindOutcome::Bound, BindOutcome::StudentBoundElsewhere], "round {round}");
+        let shared = format!("rs{round}");
+        let (x, y) =
+            tokio::join!(db.bind_wechat(s[3], shared.as_bytes(), b"c"), db.bind_wechat(s[4], shared.as_bytes(), b"c"));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        let winner = db.student_by_openid(shared.as_bytes()).await.unwrap().unwrap().id;
+        let loser = if winner == s[3] { s[4] } else { s[3] };
+        let mut got = [x, y];
+        got.sort_by_key(|o| *o != BindOutcome::Bound);
+        assert_eq!(got, [BindOutcome::Bound, BindOutcome::OpenidBoundElsewhere(winner)], "round {round}");
+        assert!(db.bindings_of(loser).await.unwrap().is_empty());
+        for st in [s[2], s[3], s[4]] {
+            db.unbind_device(st, None).await.unwrap();
+        }
+    }
+
+    // OAuth states: single use, only with the browser's pre-image, only before they expire.
+    db.create_oauth_state(b"st1", b"pre1", Some("fdu"), 2, now + 60_000).await.unwrap();
+    assert!(db.take_oauth_state(b"st1", b"pre2").await.unwrap().is_none(), "another browser");
+    let st = db.take_oauth_state(b"st1", b"pre1").await.unwrap().unwrap();
+    assert_eq!((st.school_code.as_deref(), st.attempt), (Some("fdu"), 2));
+    assert!(db.take_oauth_state(b"st1", b"pre1").await.unwrap().is_none(), "used");
+    db.create_oauth_state(b"st2", b"pre", None, 1, now - 1).await.unwrap();
+    assert!(db.take_oauth_state(b"st2", b"pre").await.unwrap().is_none(), "expired");
+    assert!(db.take_oauth_state(b"st9", b"pre").await.unwrap().is_none(), "unknown");
+    db.create_oauth_state(b"st3", b"pre", None, 1, now - 2 * 86_400_000).await.unwrap();
+    assert_eq!(db.purge_oauth_states().await.unwrap(), 1, "only what expired over a day ago");
+
+    // The server token: forced refreshes once per token, spaced, capped per day.
+    assert!(db.wechat_token("app").await.unwrap().is_none());
+    db.save_wechat_token("app", "t1", now + 7_200_000).await.unwrap();
+    let tok = db.wechat_token("app").await.unwrap().unwrap();
+    assert_eq!((tok.access_token.as_str(), tok.expires_at, tok.force_count), ("t1", now + 7_200_000, 0));
+    let gap = 60_000;
+    assert!(db.claim_force_refresh("app", "t1", now, 100, 2, gap).await.unwrap());
+    assert!(!db.claim_force_refresh("app", "t1", now + 1, 100, 2, gap).await.unwrap(), "within the gap");
+    assert!(!db.claim_force_refresh("app", "t0", now + gap, 100, 2, gap).await.unwrap(), "another token");
+    assert!(!db.claim_force_refresh("other", "t1", now + gap, 100, 2, gap).await.unwrap(), "another appid");
+    assert!(db.claim_force_refresh("app", "t1", now + gap, 100, 2, gap).await.unwrap());
+    assert!(!db.claim_force_refresh("app", "t1", now + 2 * gap, 100, 2, gap).await.unwrap(), "the day's cap");
+    assert!(db.claim_force_refresh("app", "t1", now + 3 * gap, 101, 2, gap).await.unwrap(), "a new day");
+    db.save_wechat_token("app", "t2", now + 9_000_000).await.unwrap();
+    let tok = db.wechat_token("app").await.unwrap().unwrap();
+    assert_eq!((tok.access_token.as_str(), tok.force_day, tok.force_count), ("t2", 101, 1), "counters kept");
+    assert!(!db.claim_force_refresh("app", "t1", now + 5 * gap, 101, 2, gap).await.unwrap(), "refreshed already");
+
+    // The outbox: a WeChat-bound student's notice goes to both channels, an unbound one's to the site only.
+    let photo = |student: StudentId, tag: &str| NewPhoto {
+        student,
+        photo_type: t,
+        original: blob("original", tag.as_bytes()),
+        annotated: None,
+        verdict: "pass".into(),
+        failing: String::new(),
+        report: "{}".into(),
+    };
+    let submitted =
+        Notice { kind: "submitted", title: "已提交", body: "等待审核", payload: r#"{"kind":"submitted"}"# };
+    for (st, tag) in [(s[0], "a"), (s[1], "b")] {
+        let p = db.photo(db.record_upload(&photo(st, tag)).await.unwrap().photo).await.unwrap();
+        db.submit(&p, true, &submitted).await.unwrap();
+        db.submit(&p, true, &submitted).await.unwrap();
+    }
+    let due = db.due_outbox(100).await.unwrap();
+    let of = |st: StudentId| {
+        let mut c: Vec<_> = due.iter().filter(|d| d.student_id == st).map(|d| d.channel.clone()).collect();
+        c.sort();
+        c
+    };
+    assert_eq!(of(s[0]), ["site", "wechat"]);
+    assert_eq!(of(s[1]), ["site"]);
+    let wx = due.iter().find(|d| d.channel == "wechat").unwrap().clone();
+    assert_eq!((wx.kind.as_str(), wx.title.as_str(), wx.payload.as_str()), ("submitted", "已提交", submitted.payload));
+
+    // Dead letters: given up, shown to the student's school only, resent by it.
+    db.outbox_failed(wx.id, "43004 not subscribed", None).await.unwrap();
+    assert!(db.due_outbox(100).await.unwrap().iter().all(|d| d.id != wx.id), "a dead letter is not retried");
+    assert_eq!(db.outbox_pending().await.unwrap(), 2);
+    let dead = db.dead_letters(school, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].id, dead[0].student_no.as_str(), dead[0].channel.as_str()), (wx.id, "1", "wechat"));
+    assert_eq!((dead[0].attempts, dead[0].last_error.as_deref()), (1, Some("43004 not subscribed")));
+    assert!(dead[0].dead_at >= now);
+    assert!(db.dead_letters(other, 10).await.unwrap().is_empty());
+    assert!(matches!(db.outbox_resend(wx.id, other).await, Err(DbError::NotFound)), "another school's message");
+    db.outbox_resend(wx.id, school).await.unwrap();
+    assert!(matches!(db.outbox_resend(wx.id, school).await, Err(DbError::NotFound)), "no longer dead");
+    let item = db.outbox_item(wx.id).await.unwrap();
+    assert_eq!((item.attempts, item.kind.as_str()), (0, "submitted"));
+    assert!(db.due_outbox(100).await.unwrap().iter().any(|d| d.id == wx.id), "due again");
+    assert!(db.dead_letters(school, 10).await.unwrap().is_empty());
+    assert!(matches!(db.outbox_item(gradphoto_store::OutboxId(999_999)).await, Err(DbError::NotFound)));
+
+    // Payments: an order, its prepay reused, confirmed once whatever WeChat resends.
+    let waiting = db.photo(db.record_upload(&photo(s[5], "f")).await.unwrap().photo).await.unwrap();
+    let sub = db.submit(&waiting, false, &submitted).await.unwrap();
+    assert_eq!(db.submission(sub).await.unwrap().status, Status::Unpaid);
+    let order = db.create_order(s[5], 2000, "wechat", "T1").await.unwrap();
+    assert!(matches!(db.create_order(s[5], 2000, "wechat", "T1").await, Err(DbError::Conflict)));
+    let p = db.payment(order).await.unwrap();
+    assert_eq!((p.status, p.reference.as_str(), p.out_trade_no.as_deref()), (PayStatus::Created, "T1", Some("T1")));
+    assert!(db.open_order(s[5], 2000, now).await.unwrap().is_none(), "no prepay yet");
+    db.set_prepay("T1", "wx-prepay", now + 7_200_000).await.unwrap();
+    assert!(matches!(db.set_prepay("T9", "x", now).await, Err(DbError::NotFound)));
+    assert_eq!(db.open_order(s[5], 2000, now).await.unwrap().unwrap().id, order);
+    assert!(db.open_order(s[5], 3000, now).await.unwrap().is_none(), "another amount");
+    assert!(db.open_order(s[5], 2000, now + 7_200_001).await.unwrap().is_none(), "the prepay expired");
+    assert_eq!(db.payment_by_trade_no("T1").await.unwrap().unwrap().prepay_id.as_deref(), Some("wx-prepay"));
+    assert!(db.payment_by_trade_no("T9").await.unwrap().is_none());
+    let later = gradphoto_store::now_ms() + 1;
+    assert!(db.unpaid_orders(later, now - 60_000, 10).await.unwrap().iter().any(|p| p.id == order));
+    assert!(db.unpaid_orders(now - 60_000, 0, 10).await.unwrap().is_empty());
+
+    let paid_notice = Notice { kind: "submitted", title: "已提交", body: "等待审核", payload: "{}" };
+    assert_eq!(db.confirm_payment("T1", "tx1", 1999, &paid_notice).await.unwrap(), Confirm::WrongAmount);
+    assert_eq!(db.payment(order).await.unwrap().status, PayStatus::Created);
+    assert!(!db.student(s[5]).await.unwrap().paid);
+    assert_eq!(db.submission(sub).await.unwrap().status, Status::Unpaid);
+    assert_eq!(db.confirm_payment("T9", "tx9", 2000, &paid_notice).await.unwrap(), Confirm::UnknownOrder);
+    let db = &db;
+    let notices_of = |st: StudentId| async move {
+        db.due_outbox(1000).await.unwrap().into_iter().filter(|d| d.student_id == st).collect::<Vec<_>>()
+    };
+    assert!(notices_of(s[5]).await.is_empty(), "nothing while unpaid");
+    assert_eq!(db.confirm_payment("T1", "tx1", 2000, &paid_notice).await.unwrap(), Confirm::Paid(s[5]));
+    assert_eq!(db.confirm_payment("T1", "tx1", 2000, &paid_notice).await.unwrap(), Confirm::AlreadyDone);
+    assert!(db.student(s[5]).await.unwrap().paid);
+    assert_eq!(db.submission(sub).await.unwrap().status, Status::Submitted);
+    let n = notices_of(s[5]).await;
+    assert_eq!((n.len(), n[0].kind.as_str(), n[0].channel.as_str()), (1, "submitted", "site"), "one notice, once");
+    let p = db.payment(order).await.unwrap();
+    assert_eq!((p.status, p.transaction_id.as_deref()), (PayStatus::Paid, Some("tx1")));
+    assert!(p.paid_at.is_some());
+    assert!(db.unpaid_orders(later, now - 60_000, 10).await.unwrap().is_empty());
+
+    // Two confirmations at once (a notification and a query): one does the work.
+    let raced = db.create_order(s[6], 2000, "wechat", "T2").await.unwrap();
+    let (x, y) = tokio::join!(
+        db.confirm_payment("T2", "tx2", 2000, &paid_notice),
+        db.confirm_payment("T2", "tx2", 2000, &paid_notice)
+    );
+    let mut got = [x.unwrap(), y.unwrap()];
+    got.sort_by_key(|c| *c != Confirm::Paid(s[6]));
+    assert_eq!(got, [Confirm::Paid(s[6]), Confirm::AlreadyDone]);
+
+    // A closed order that WeChat says was paid after all is paid.
+    let closed = db.create_order(s[7], 2000, "wechat", "T3").await.unwrap();
+    db.close_order("T3").await.unwrap();
+    assert_eq!(db.payment(closed).await.unwrap().status, PayStatus::Closed);
+    assert_eq!(db.confirm_payment("T3", "tx3", 2000, &paid_notice).await.unwrap(), Confirm::Paid(s[7]));
+    db.close_order("T3").await.unwrap();
+    assert_eq!(db.payment(closed).await.unwrap().status, PayStatus::Paid, "a paid order is not closed");
+
+    // Refunds: only of a paid payment; finished once; the student owes the fee again unless another payment stands.
+    let unpaid = db.create_order(s[7], 2000, "wechat", "T4").await.unwrap();
+    assert!(matches!(db.start_refund(unpaid, "R0").await, Err(DbError::State)));
+    db.start_refund(order, "R1").await.unwrap();
+    assert!(matches!(db.start_refund(order, "R1").await, Err(DbError::State)));
+    assert_eq!(db.payment(order).await.unwrap().status, PayStatus::Refunding);
+    assert!(db.finish_refund("R1").await.unwrap());
+    assert!(!db.finish_refund("R1").await.unwrap(), "idempotent");
+    assert!(!db.finish_refund("R9").await.unwrap());
+    let p = db.payment(order).await.unwrap();
+    assert_eq!((p.status, p.refund_no.as_deref()), (PayStatus::Refunded, Some("R1")));
+    assert!(p.refunded_at.is_some());
+    assert!(!db.student(s[5]).await.unwrap().paid);
+    db.mark_paid(s[6], "offline", "cash", 2000, &paid_notice).await.unwrap();
+    db.start_refund(raced, "R2").await.unwrap();
+    assert!(db.finish_refund("R2").await.unwrap());
+    assert!(db.student(s[6]).await.unwrap().paid, "the offline payment stands");
+    assert_eq!(db.payments_of_student(s[6]).await.unwrap().len(), 2);
+    let all = db.payments_of_school(school, 10).await.unwrap();
+    assert_eq!(all.len(), 5);
+    assert!(all.windows(2).all(|w| w[0].id.0 > w[1].id.0), "newest first");
+    assert_eq!(db.payments_of_school(other, 10).await.unwrap().len(), 0);
+
+    // Payment notifications: each id acted on once.
+    assert!(db.record_payment_event("E1", Some("T1"), "TRANSACTION.SUCCESS", "paid").await.unwrap());
+    assert!(!db.record_payment_event("E1", Some("T1"), "TRANSACTION.SUCCESS", "paid").await.unwrap());
+    assert!(db.record_payment_event("E2", None, "REFUND.SUCCESS", "refunded").await.unwrap());
+}
+
+#[tokio::test]
+async fn wechat_on_sqlite() {
+    let (db, _dir) = sqlite().await;
+    wechat(db).await;
+}
+
+#[tokio::test]
+async fn wechat_on_postgres() {
+    wechat(postgres().await).await;
 }
