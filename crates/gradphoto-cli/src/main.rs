@@ -42,6 +42,28 @@ enum Command {
     Serve(serve::ServeArgs),
     /// 管理账号 / staff accounts
     Admin(serve::AdminArgs),
+    /// 本地演示用的模拟微信服务器 / fake WeChat servers (official account and WeChat Pay) for a local demo
+    #[command(name = "wechat-fake")]
+    WechatFake(WechatFakeArgs),
+}
+
+#[derive(clap::Args)]
+struct WechatFakeArgs {
+    /// Where the fake keeps its keys and settings (made on first start, reused after).
+    #[arg(long, default_value = "wechat-fake")]
+    dir: std::path::PathBuf,
+    /// Address the fake listens on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: std::net::SocketAddr,
+    /// The service's address as a browser reaches it (the `base_url` printed for config.toml).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    service: String,
+}
+
+fn wechat_fake(args: WechatFakeArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(gradphoto_wechat_fake::run_demo(&args.dir, args.listen, &args.service)).map_err(anyhow::Error::msg)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -61,6 +83,7 @@ fn main() -> ExitCode {
         Command::Seal(args) => seal::run(args, models::data_dir(cli.data)),
         Command::Serve(args) => serve::serve(args, models::data_dir(cli.data)),
         Command::Admin(args) => serve::admin(args, models::data_dir(cli.data)),
+        Command::WechatFake(args) => wechat_fake(args),
     };
     match result {
         Ok(code) => code,

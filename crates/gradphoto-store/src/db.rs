@@ -1678,7 +1678,30 @@ impl Db {
         .bind(school.0)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 { Err(DbError::NotFound) } else { Ok(()) }
+        if done.rows_affected() > 0 {
+            return Ok(());
+        }
+        // Not another school's row (NotFound), but one that is no dead letter (delivered, or still being tried).
+        let ours = sqlx::query(
+            "SELECT 1 AS one FROM outbox o JOIN students s ON s.id = o.student_id WHERE o.id = $1 AND s.school_id = $2",
+        )
+        .bind(id.0)
+        .bind(school.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        Err(if ours.is_some() { DbError::State } else { DbError::NotFound })
+    }
+
+    /// A student's rows on every channel, delivered or not, oldest first.
+    pub async fn outbox_all_of_student(&self, student: StudentId) -> Result<Vec<OutboxItem>> {
+        let rows = sqlx::query(
+            "SELECT id, student_id, channel, kind, title, body, payload, attempts FROM outbox WHERE student_id = $1 \
+             ORDER BY id",
+        )
+        .bind(student.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(outbox_row).collect()
     }
 
     /// Messages still to deliver (dead letters are not: nothing will try them unless resent).

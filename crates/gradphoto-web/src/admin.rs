@@ -8,7 +8,7 @@ use axum::extract::{Form, Multipart, Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use gradphoto_core::{Message, Rule};
-use gradphoto_store::db::{NewSchool, Role, StudentUpsert};
+use gradphoto_store::db::{NewSchool, Notice, Role, StudentUpsert};
 use gradphoto_store::{SchoolId, StudentId};
 use serde::Deserialize;
 use serde_json::json;
@@ -146,7 +146,11 @@ async fn render_school(
     let school = state.db.school(id).await?;
     let progress = state.db.progress(id).await?;
     if wants_json() {
-        return Ok(axum::Json(json!({ "school": school, "progress": progress, "import": import })).into_response());
+        let dead = state.db.dead_letters(id, 50).await?;
+        let payments = state.db.payments_of_school(id, 50).await?;
+        return Ok(axum::Json(json!({ "school": school, "progress": progress, "import": import, "dead_letters": dead,
+            "payments": payments }))
+        .into_response());
     }
     let total = progress.students.max(1);
     let statuses: Vec<serde_json::Value> = progress
@@ -170,10 +174,23 @@ async fn render_school(
         Some(no) => state.db.student_by_no(id, no).await?.into_iter().collect::<Vec<_>>(),
         None => state.db.students(id, 50, 0).await?,
     };
-    let found: Vec<serde_json::Value> = found
-        .iter()
-        .map(|st| json!({ "id": st.id, "student_no": st.student_no, "name": st.name, "college": st.college, "paid": st.paid }))
-        .collect();
+    let mut rows = Vec::with_capacity(found.len());
+    for st in &found {
+        let bound: Vec<String> = state.db.bindings_of(st.id).await?.into_iter().map(|b| b.channel).collect();
+        rows.push(json!({ "id": st.id, "student_no": st.student_no, "name": st.name, "college": st.college,
+            "paid": st.paid, "wechat": bound.iter().any(|c| c == "wechat"), "browser": bound.iter().any(|c| c == "browser") }));
+    }
+    let found = rows;
+    // WeChat: messages that could not be delivered, and the WeChat Pay orders with their state.
+    let dead = state.db.dead_letters(id, 50).await?;
+    let mut payments = Vec::new();
+    if state.wechat.as_ref().is_some_and(|w| w.pay.is_some()) {
+        for p in state.db.payments_of_school(id, 50).await? {
+            let no = state.db.student(p.student_id).await.map(|st| st.student_no).unwrap_or_default();
+            payments
+                .push(json!({ "payment": p, "student_no": no, "status": format!("{:?}", p.status).to_lowercase() }));
+        }
+    }
     let staff: Vec<serde_json::Value> =
         state.db.staff_of_school(id).await?.iter().map(|x| json!({ "username": x.username, "role": x.role })).collect();
     let audit = state.db.audit_log(Some(id), 50).await?;
@@ -183,7 +200,8 @@ async fn render_school(
     let closes = school.closes_at.map(|t| crate::views::datetime(Some(t - 1))[..10].to_string());
     let data = json!({ "types": types, "opens": opens, "closes": closes, "school": school, "progress": progress, "statuses": statuses, "rules": rules,
         "not_submitted_pct": pct(progress.not_submitted, total), "found": found, "q": q, "staff": staff,
-        "audit": audit, "import": import, "message": message });
+        "audit": audit, "import": import, "message": message, "dead": dead, "payments": payments,
+        "wechat_pay": state.wechat.as_ref().is_some_and(|w| w.pay.is_some()) });
     Ok(state.views.render("school.html", merge(staff_ctx(s), data))?.into_response())
 }
 
@@ -400,20 +418,34 @@ pub async fn mark_paid(
 ) -> AppResult<Response> {
     let (school, student) = own_student(&state, &s, school, student).await?;
     let fee = state.db.school(school).await?.fee_cents;
-    state.db.mark_paid(student, "offline", &format!("marked by staff:{}", s.staff.id), fee).await?;
+    let reference = format!("marked by staff:{}", s.staff.id);
+    state.db.mark_paid(student, "offline", &reference, fee, &crate::student::SUBMITTED).await?;
     state.db.audit(&s.actor(), "payment.offline", Some(school), &format!("student:{student}")).await?;
     Ok(done(&format!("/admin/schools/{school}"), json!({ "ok": true })))
+}
+
+#[derive(Deserialize)]
+pub struct UnbindQuery {
+    /// `wechat` or `browser`; none releases every binding.
+    channel: Option<String>,
 }
 
 pub async fn unbind(
     State(state): State<AppState>,
     s: StaffSession,
     Path((school, student)): Path<(i64, i64)>,
+    Query(q): Query<UnbindQuery>,
 ) -> AppResult<Response> {
     let (school, student) = own_student(&state, &s, school, student).await?;
-    state.db.unbind_device(student).await?;
+    let channel = match q.channel.as_deref() {
+        None | Some("") => None,
+        Some(c @ ("wechat" | "browser")) => Some(c),
+        Some(_) => return Err(invalid("未知的绑定类型", "unknown binding channel")),
+    };
+    let released = state.db.unbind_device(student, channel).await?;
     state.db.delete_sessions_of("student", student.0).await?;
-    state.db.audit(&s.actor(), "binding.release", Some(school), &format!("student:{student}")).await?;
+    let detail = format!("student:{student} channel:{} released:{released}", channel.unwrap_or("all"));
+    state.db.audit(&s.actor(), "binding.release", Some(school), &detail).await?;
     Ok(done(&format!("/admin/schools/{school}"), json!({ "ok": true })))
 }
 
@@ -513,8 +545,13 @@ pub async fn export(
         })();
         match result.and_then(|ids| writer.flush().map(|()| ids).map_err(|e| e.to_string())) {
             Ok(ids) => {
-                let notice = ("照片已上报", "您的注册照片已提交学籍学历注册。Your photo was sent to the registry.");
-                if runtime.block_on(state.db.mark_exported(&ids, notice)).is_ok() {
+                let notice = Notice {
+                    kind: "exported",
+                    title: "照片已上报",
+                    body: "您的注册照片已提交学籍学历注册。Your photo was sent to the registry.",
+                    payload: r#"{"kind":"exported"}"#,
+                };
+                if runtime.block_on(state.db.mark_exported(&ids, &notice)).is_ok() {
                     state.outbox_wake.notify_one();
                 }
             }

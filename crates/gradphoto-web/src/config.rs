@@ -52,6 +52,113 @@ pub struct Config {
     pub check_workers: Option<usize>,
     /// The seal key ring for registered files (`id:base64[,…]`); default the one in `<data>/keys.toml`.
     pub seal_keys: Option<String>,
+    /// The photo partner's WeChat official account (`[wechat]`): sign-in and binding, template messages, and
+    /// with `[wechat.pay]` WeChat Pay. Default none: WeChat is off, students bind to a browser and pay offline.
+    pub wechat: Option<WechatConfig>,
+}
+
+/// A value that must never reach a log: `Debug` prints an ellipsis.
+#[derive(Clone, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// `[wechat]`: what the partner registered with WeChat (docs/service.md lists the steps).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatConfig {
+    /// The official account's AppID (`wx…`).
+    pub appid: String,
+    /// The AppSecret. Env `GRADPHOTO_WECHAT_SECRET` overrides it, so it need not be in a file.
+    #[serde(default)]
+    pub secret: Secret,
+    /// This service's public address as WeChat reaches it (`https://photo.example.edu.cn`): the sign-in callback
+    /// and the payment notification URL are built from it, and its domain is the one registered as the web
+    /// authorisation domain. Required.
+    pub base_url: String,
+    /// The official-account API. Default `https://api.weixin.qq.com`.
+    #[serde(default = "default_api_base")]
+    pub api_base: String,
+    /// The authorize page. Default `https://open.weixin.qq.com`.
+    #[serde(default = "default_open_base")]
+    pub open_base: String,
+    /// For a local demo with `gradphoto wechat-fake` only: where the pay page sends a browser that has no
+    /// WeChat bridge (the fake's cashier). Default none; never set it in production.
+    #[serde(default)]
+    pub cashier_url: Option<String>,
+    /// Template messages per event; an event without one is told in-site only.
+    #[serde(default)]
+    pub templates: Templates,
+    /// Attempts before a WeChat message becomes a dead letter an admin can resend. Default 8 (about three hours
+    /// of backoff).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: i64,
+    /// WeChat Pay (`[wechat.pay]`); without it fees are paid offline.
+    #[serde(default)]
+    pub pay: Option<WechatPayConfig>,
+}
+
+fn default_api_base() -> String {
+    gradphoto_wechat::client::API_BASE.into()
+}
+
+fn default_open_base() -> String {
+    gradphoto_wechat::client::OPEN_BASE.into()
+}
+
+fn default_pay_base() -> String {
+    gradphoto_wechat::client::PAY_BASE.into()
+}
+
+fn default_max_attempts() -> i64 {
+    8
+}
+
+/// `[wechat.templates.<event>]` for the events submitted, approved, rejected and exported.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Templates {
+    pub submitted: Option<TemplateConfig>,
+    pub approved: Option<TemplateConfig>,
+    pub rejected: Option<TemplateConfig>,
+    pub exported: Option<TemplateConfig>,
+}
+
+/// One template from the category library: its id, and which of our fields fills each of its keys, e.g.
+/// `keys = { thing1 = "school", character_string2 = "student_no", phrase3 = "status", thing4 = "reasons",
+/// time5 = "time" }`. Fields: `school`, `student_no`, `name`, `photo_type`, `status`, `reasons`, `note`, `time`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateConfig {
+    pub id: String,
+    pub keys: std::collections::BTreeMap<String, String>,
+}
+
+/// `[wechat.pay]`: the direct merchant's WeChat Pay API v3 settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatPayConfig {
+    /// The merchant number.
+    pub mchid: String,
+    /// The serial number of the merchant's API certificate.
+    pub merchant_serial: String,
+    /// The merchant's private key (`apiclient_key.pem`, PKCS#8); a relative path is taken in the data folder.
+    pub merchant_key_file: PathBuf,
+    /// The 32-character APIv3 key. Env `GRADPHOTO_WECHAT_APIV3_KEY` overrides it.
+    #[serde(default)]
+    pub apiv3_key: Secret,
+    /// The WeChat Pay public key id (`PUB_KEY_ID_…`) or platform certificate serial that signs WeChat Pay's answers.
+    pub public_key_id: String,
+    /// That public key as a PEM (`-----BEGIN PUBLIC KEY-----`); relative to the data folder.
+    pub public_key_file: PathBuf,
+    /// The API. Default `https://api.mch.weixin.qq.com`.
+    #[serde(default = "default_pay_base")]
+    pub pay_base: String,
 }
 
 impl Default for Config {
@@ -71,6 +178,7 @@ impl Default for Config {
             login_rate_per_minute: 30,
             check_workers: None,
             seal_keys: None,
+            wechat: None,
         }
     }
 }
@@ -109,6 +217,14 @@ impl Config {
         if let Some(v) = env_parse("GRADPHOTO_MAX_UPLOAD")? {
             config.max_upload = v;
         }
+        if let Some(w) = config.wechat.as_mut() {
+            if let Some(v) = env_parse::<String>("GRADPHOTO_WECHAT_SECRET")? {
+                w.secret = Secret(v);
+            }
+            if let (Some(p), Some(v)) = (w.pay.as_mut(), env_parse::<String>("GRADPHOTO_WECHAT_APIV3_KEY")?) {
+                p.apiv3_key = Secret(v);
+            }
+        }
         Ok(config)
     }
 
@@ -143,5 +259,22 @@ mod tests {
         assert_eq!(c.lockout_failures, 5);
         std::fs::write(dir.path().join("config.toml"), "lisen = \"0.0.0.0:9000\"\n").unwrap();
         assert!(Config::load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn wechat_section_with_defaults_and_a_secret_that_does_not_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[wechat]\nappid = \"wx1\"\nsecret = \"s3cr3t-value\"\nbase_url = \"https://p.example\"\n\
+            [wechat.templates.approved]\nid = \"T1\"\nkeys = { thing1 = \"school\", phrase2 = \"status\" }\n";
+        std::fs::write(dir.path().join("config.toml"), text).unwrap();
+        let c = Config::load(dir.path()).unwrap();
+        let w = c.wechat.as_ref().unwrap();
+        assert_eq!((w.api_base.as_str(), w.max_attempts), ("https://api.weixin.qq.com", 8));
+        assert_eq!(w.templates.approved.as_ref().unwrap().keys["phrase2"], "status");
+        assert!(w.pay.is_none() && w.templates.rejected.is_none());
+        assert!(!format!("{c:?}").contains("s3cr3t"), "the secret must not print");
+        std::fs::write(dir.path().join("config.toml"), "[wechat]\nappid = \"wx1\"\nbase_url = \"x\"\nsecrt = \"x\"\n")
+            .unwrap();
+        assert!(Config::load(dir.path()).is_err(), "a typo in [wechat] is refused");
     }
 }

@@ -39,6 +39,8 @@ pub enum AppError {
     Conflict(&'static str, Message),
     TooLarge(Message),
     TooMany(Message),
+    /// A service we depend on (WeChat) failed or refused: try again later.
+    Upstream(&'static str, Message),
     Internal(String),
 }
 
@@ -58,6 +60,7 @@ impl AppError {
             AppError::Conflict(c, m) => (StatusCode::CONFLICT, c, m.clone()),
             AppError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "upload.too_large", m.clone()),
             AppError::TooMany(m) => (StatusCode::TOO_MANY_REQUESTS, "auth.rate_limited", m.clone()),
+            AppError::Upstream(c, m) => (StatusCode::BAD_GATEWAY, c, m.clone()),
             AppError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

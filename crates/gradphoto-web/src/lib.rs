@@ -16,6 +16,7 @@ pub mod secrets;
 pub mod state;
 pub mod student;
 pub mod views;
+pub mod wechat;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -51,6 +52,8 @@ pub enum StartError {
     Models(String),
     #[error("seal keys: {0}")]
     Seal(String),
+    #[error("WeChat: {0}")]
+    Wechat(String),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
 }
@@ -85,6 +88,10 @@ pub async fn open(data: &Path, config: Config) -> Result<AppState, StartError> {
     let seal_spec = config.seal_keys.clone().unwrap_or_else(|| secrets.seal_keys.clone());
     let sealer = AesGcmSealer::from_spec(seal_spec.trim()).map_err(|e| StartError::Seal(e.to_string()))?;
     let workers = config.check_workers();
+    let wechat = match &config.wechat {
+        Some(w) => Some(Arc::new(wechat::WeChat::open(w, data).map_err(StartError::Wechat)?)),
+        None => None,
+    };
     Ok(AppState(Arc::new(Inner {
         vault: secrets.vault(),
         db,
@@ -96,6 +103,7 @@ pub async fn open(data: &Path, config: Config) -> Result<AppState, StartError> {
         cpu: Arc::new(tokio::sync::Semaphore::new(workers)),
         payments: Arc::new(pay::Offline),
         outbox_wake: tokio::sync::Notify::new(),
+        wechat,
         config,
     })))
 }
@@ -134,6 +142,12 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("POST", "/admin/schools/{school}/students/{student}/paid") => post(admin::mark_paid),
         ("POST", "/admin/schools/{school}/students/{student}/unbind") => post(admin::unbind),
         ("GET", "/admin/schools/{school}/export.zip") => get(admin::export),
+        ("POST", "/admin/schools/{school}/payments/reconcile") => post(wechat::reconcile_school),
+        ("POST", "/admin/schools/{school}/payments/{payment}/refund") => post(wechat::refund),
+        ("POST", "/admin/schools/{school}/outbox/{id}/resend") => post(wechat::resend),
+        ("GET", "/wechat/oauth") => get(wechat::oauth_callback),
+        ("POST", "/wechat/pay/notify") => post(wechat::pay_notify),
+        ("POST", "/me/pay/wechat") => post(wechat::pay_start),
         // The table and this match are one list in two halves; a route in one only is a bug found at start-up.
         other => panic!("no handler for {other:?}"),
     }

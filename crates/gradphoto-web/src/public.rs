@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::auth::{self, DEVICE_COOKIE, MaybeSession, PRE_COOKIE, Viewer};
 use crate::error::{AppError, AppResult, wants_json};
 use crate::state::AppState;
+use crate::wechat;
 
 #[derive(Deserialize)]
 pub struct HomeQuery {
@@ -22,6 +23,7 @@ pub struct HomeQuery {
 
 pub async fn home(
     State(state): State<AppState>,
+    headers: HeaderMap,
     MaybeSession(s): MaybeSession,
     Query(q): Query<HomeQuery>,
 ) -> AppResult<Response> {
@@ -31,6 +33,11 @@ pub async fn home(
             Viewer::Staff(_) => "/review",
         })
         .into_response());
+    }
+    // Inside WeChat the official account's menu opens here: authorise first, so that a bound student is signed in
+    // at once and a new one binds at sign-in.
+    if wechat::must_authorise(&state, &headers) && !wants_json() {
+        return wechat::authorise(&state, &headers, None, 1).await;
     }
     let regions = state.db.regions().await?;
     let schools = match q.region {
@@ -73,6 +80,9 @@ pub async fn school_login_page(
     Path(code): Path<String>,
 ) -> AppResult<Response> {
     let school = state.db.school_by_code(&code).await?;
+    if wechat::must_authorise(&state, &headers) && !wants_json() {
+        return wechat::authorise(&state, &headers, Some(&school.code), 1).await;
+    }
     let action = format!("/s/{}/login", school.code);
     login_page(&state, &headers, json!({ "school": school, "action": action }), axum::http::StatusCode::OK)
 }
@@ -125,6 +135,11 @@ pub async fn school_login(
     }
     let school = state.db.school_by_code(&code).await?;
     let ctx = json!({ "school": school, "action": format!("/s/{}/login", school.code) });
+    // In WeChat the account binds to the authorised WeChat user, so the sign-in needs the openid first.
+    let wechat_user = match wechat::active(&state, &headers) {
+        true => Some(wechat::cookie_openid(&state, &headers).ok_or_else(wechat::authorisation_required)?),
+        false => None,
+    };
     let Some(student) = state.db.student_by_no(school.id, form.username.trim()).await? else {
         // Same work as a real attempt, so timing does not tell which student numbers exist.
         let _ = auth::verify_password(form.password.clone(), DUMMY_HASH.to_string()).await;
@@ -144,10 +159,15 @@ pub async fn school_login(
         state.db.audit(&format!("student:{}", student.id), "login.failed", Some(school.id), "").await?;
         return login_failed(&state, &headers, ctx, bad_login());
     }
-    // The account binds to the first browser that signs in; another device is refused until an admin unbinds.
+    // Inside WeChat the account binds to the WeChat user (P4); elsewhere to the first browser that signs in.
+    // Either way another one is refused until an admin releases the binding.
     let device = auth::cookie(&headers, DEVICE_COOKIE).unwrap_or_else(auth::random_token);
     let device_hash = state.vault.keyed(b"device", device.as_bytes());
-    if !state.db.bind_device(student.id, "browser", &device_hash).await? {
+    if let Some(openid) = &wechat_user {
+        if let Err(refusal) = wechat::bind(&state, &student, openid).await? {
+            return login_failed(&state, &headers, ctx, refusal);
+        }
+    } else if !state.db.bind_device(student.id, "browser", &device_hash).await? {
         state.db.audit(&format!("student:{}", student.id), "login.other_device", Some(school.id), "").await?;
         return login_failed(
             &state,

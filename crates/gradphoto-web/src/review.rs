@@ -8,7 +8,7 @@ use gradphoto_core::normalise::{self, FixError, FixOptions};
 use gradphoto_core::seal::Identity;
 use gradphoto_core::{CheckOptions, Message, Report, Rule};
 use gradphoto_store::blob::sha256_hex;
-use gradphoto_store::db::{BlobMeta, Role};
+use gradphoto_store::db::{BlobMeta, Notice, Role};
 use gradphoto_store::{BlobKey, PhotoId, SchoolId, SubmissionId};
 use serde::Deserialize;
 use serde_json::json;
@@ -164,8 +164,16 @@ pub async fn approve(
     let registered =
         BlobMeta { key: BlobKey::new("registered"), bytes: fixed.jpeg.len() as i64, sha256: sha256_hex(&fixed.jpeg) };
     state.store.stage(&registered.key, &fixed.jpeg).await?;
-    let notice = ("照片审核通过", "您的学历照片已审核通过，已生成注册照片。Your photo was approved.");
-    if let Err(e) = state.db.approve(item.submission.id, photo.id, s.staff.id, &registered, notice).await {
+    let payload = json!({ "kind": "approved", "submission": item.submission.id,
+        "at": gradphoto_store::now_ms() })
+    .to_string();
+    let notice = Notice {
+        kind: "approved",
+        title: "照片审核通过",
+        body: "您的学历照片已审核通过，已生成注册照片。Your photo was approved.",
+        payload: &payload,
+    };
+    if let Err(e) = state.db.approve(item.submission.id, photo.id, s.staff.id, &registered, &notice).await {
         let _ = state.store.discard(&registered.key).await;
         return Err(e.into());
     }
@@ -252,10 +260,11 @@ pub async fn reject(
         titles.join("、"),
         if note.is_empty() { String::new() } else { format!("审核意见：{note}。") }
     );
-    state
-        .db
-        .reject(item.submission.id, PhotoId(d.photo), s.staff.id, &reasons.join(","), &note, ("照片审核未通过", &body))
-        .await?;
+    let payload = json!({ "kind": "rejected", "submission": item.submission.id, "reasons": reasons, "note": note,
+        "at": gradphoto_store::now_ms() })
+    .to_string();
+    let notice = Notice { kind: "rejected", title: "照片审核未通过", body: &body, payload: &payload };
+    state.db.reject(item.submission.id, PhotoId(d.photo), s.staff.id, &reasons.join(","), &note, &notice).await?;
     state.outbox_wake.notify_one();
     state
         .db

@@ -65,6 +65,12 @@ routes! {
     "POST" "/admin/schools/{school}/students/{student}/paid" Admin Some("form"), "Record an offline payment";
     "POST" "/admin/schools/{school}/students/{student}/unbind" Admin Some("form"), "Release the device binding";
     "GET" "/admin/schools/{school}/export.zip" Admin None, "Approved registered photos as ZIP + manifest.csv";
+    "POST" "/admin/schools/{school}/payments/reconcile" Admin Some("form"), "Ask WeChat Pay about this school's unpaid orders now";
+    "POST" "/admin/schools/{school}/payments/{payment}/refund" Admin Some("form"), "Refund a paid WeChat Pay order in full";
+    "POST" "/admin/schools/{school}/outbox/{id}/resend" Admin Some("form"), "Send a dead-letter message again";
+    "GET" "/wechat/oauth" Anyone None, "WeChat web-authorisation callback (`code`, `state`): binds or signs in the WeChat user";
+    "POST" "/wechat/pay/notify" Anyone Some("wechatpay"), "WeChat Pay notification (signed `Wechatpay-*` headers, AEAD_AES_256_GCM resource); answers 204, or 4xx/5xx `{code: FAIL, message}`";
+    "POST" "/me/pay/wechat" Student Some("form"), "Create or reuse a WeChat Pay JSAPI order: the `getBrandWCPayRequest` parameters";
 }
 
 /// The OpenAPI 3.1 description of [`ROUTES`].
@@ -95,9 +101,24 @@ pub fn openapi() -> serde_json::Value {
             }
         });
         if let Some(body) = r.body {
-            let media = if body == "multipart" { "multipart/form-data" } else { "application/x-www-form-urlencoded" };
+            let media = match body {
+                "multipart" => "multipart/form-data",
+                "wechatpay" => "application/json",
+                _ => "application/x-www-form-urlencoded",
+            };
             op["requestBody"] = serde_json::json!({ "content": { media: { "schema": { "type": "object" } } } });
-            if let Some(p) = op["parameters"].as_array_mut() {
+            if body == "wechatpay" {
+                // Authenticated by WeChat Pay's signature, not by a session: no CSRF token.
+                op["security"] = serde_json::json!([{ "wechatpaySignature": [] }]);
+            }
+            let params = op["parameters"].as_array_mut();
+            if body == "wechatpay" {
+                if let Some(p) = params {
+                    for h in ["Wechatpay-Serial", "Wechatpay-Signature", "Wechatpay-Timestamp", "Wechatpay-Nonce"] {
+                        p.push(serde_json::json!({ "name": h, "in": "header", "required": true, "schema": { "type": "string" } }));
+                    }
+                }
+            } else if let Some(p) = params {
                 p.push(serde_json::json!({ "name": "x-csrf-token", "in": "header", "required": true, "schema": { "type": "string" } }));
             }
         }
@@ -108,7 +129,10 @@ pub fn openapi() -> serde_json::Value {
         "openapi": "3.1.0",
         "info": { "title": "gradphoto", "version": env!("CARGO_PKG_VERSION"),
             "description": "Degree-certificate photo collection. Sign in with a form POST; the `gp_session` cookie and the returned `csrf` token authorise later calls." },
-        "components": { "securitySchemes": { "session": { "type": "apiKey", "in": "cookie", "name": "gp_session" } } },
+        "components": { "securitySchemes": {
+            "session": { "type": "apiKey", "in": "cookie", "name": "gp_session" },
+            "wechatpaySignature": { "type": "apiKey", "in": "header", "name": "Wechatpay-Signature",
+                "description": "SHA256withRSA by WeChat Pay over `timestamp\\nnonce\\nbody\\n`" } } },
         "paths": paths
     })
 }

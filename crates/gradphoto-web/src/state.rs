@@ -28,6 +28,8 @@ pub struct Inner {
     pub payments: Arc<dyn PaymentProvider>,
     /// Wakes the outbox worker when a decision queued a message.
     pub outbox_wake: tokio::sync::Notify,
+    /// The official account and WeChat Pay, when `[wechat]` is configured.
+    pub wechat: Option<Arc<crate::wechat::WeChat>>,
 }
 
 impl std::ops::Deref for AppState {

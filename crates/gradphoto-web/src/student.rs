@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::{Form, Multipart, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use gradphoto_core::{Message, Report};
-use gradphoto_store::db::{BlobMeta, NewPhoto, Photo, PhotoType, Status, Student};
+use gradphoto_store::db::{BlobMeta, NewPhoto, Notice, Photo, PhotoType, Status, Student};
 use gradphoto_store::{BlobKey, PhotoId, PhotoTypeId, SubmissionId, now_ms};
 use serde::Deserialize;
 use serde_json::json;
@@ -300,6 +300,14 @@ pub struct SubmitForm {
     photo: i64,
 }
 
+/// The notice a submission entering the review queue sends (on submit, or when the fee it waited for is paid).
+pub(crate) const SUBMITTED: Notice<'static> = Notice {
+    kind: "submitted",
+    title: "照片已提交审核",
+    body: "您的学历照片已提交，等待审核。Your photo is waiting for review.",
+    payload: r#"{"kind":"submitted"}"#,
+};
+
 pub async fn submit(
     State(state): State<AppState>,
     s: StudentSession,
@@ -322,7 +330,7 @@ pub async fn submit(
         ));
     }
     let paid = school.fee_cents == 0 || s.student.paid;
-    let id = state.db.submit(&photo, paid).await?;
+    let id = state.db.submit(&photo, paid, &SUBMITTED).await?;
     state
         .db
         .audit(&format!("student:{}", s.student.id), "submit", Some(school.id), &format!("submission:{id}"))
@@ -332,11 +340,30 @@ pub async fn submit(
     Ok(done(&to, json!({ "submission": id, "status": status })))
 }
 
-pub async fn pay_page(State(state): State<AppState>, s: StudentSession) -> AppResult<Response> {
+#[derive(Deserialize)]
+pub struct PayQuery {
+    /// Ask WeChat Pay about this student's open orders now (the page polls with it after paying).
+    sync: Option<String>,
+}
+
+pub async fn pay_page(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    s: StudentSession,
+    axum::extract::Query(q): axum::extract::Query<PayQuery>,
+) -> AppResult<Response> {
     let school = state.db.school(s.student.school_id).await?;
+    let mut paid = s.student.paid || school.fee_cents == 0;
+    if q.sync.as_deref().is_some_and(|v| v == "1" || v == "true") && !paid {
+        paid = crate::wechat::sync_student(&state, s.student.id).await;
+    }
     let start = state.payments.start(&school.name, school.fee_cents);
-    let data = json!({ "school": school, "paid": s.student.paid || school.fee_cents == 0,
-        "instructions": start.instructions, "redirect": start.redirect, "provider": state.payments.id() });
+    // WeChat Pay where it can work: inside WeChat with `[wechat.pay]` configured (the order needs the openid).
+    let wechat_pay = state.wechat.as_ref().is_some_and(|w| w.pay.is_some()) && crate::wechat::in_wechat(&headers);
+    let provider = if wechat_pay { "wechat" } else { state.payments.id() };
+    let data = json!({ "school": school, "paid": paid, "fee_cents": school.fee_cents,
+        "instructions": start.instructions, "redirect": start.redirect, "provider": provider, "wechat_pay": wechat_pay,
+        "cashier": state.wechat.as_ref().and_then(|w| w.config.cashier_url.clone()) });
     if wants_json() {
         return Ok(axum::Json(data).into_response());
     }

@@ -1,6 +1,11 @@
-//! Delivers the outbox: each queued message goes through its channel; a failure is retried with backoff
-//! (1 min, 2, 4 … up to an hour). Delivery is at least once, so channels must be idempotent per message — the
-//! in-site channel keys its rows by the outbox id.
+//! Delivers the outbox: each queued message goes through its channel — the student's inbox on the site, and for a
+//! student bound to WeChat a template message. A failure is retried with backoff (1 min, 2, 4 … up to an hour);
+//! after `max_attempts`, or at once when retrying cannot help (the user unfollowed, a refused template), the row
+//! becomes a dead letter that an admin sees and can resend. Delivery is at least once, so channels are idempotent
+//! per message: the in-site channel keys its rows by the outbox id, the WeChat channel sends the outbox id as
+//! `client_msg_id`.
+//!
+//! The same loop runs the WeChat Pay reconciliation every few minutes.
 
 use std::time::Duration;
 
@@ -9,10 +14,22 @@ use gradphoto_store::now_ms;
 
 use crate::state::AppState;
 
-/// Where a message goes. WeChat template messages will be another implementation.
+/// What one delivery came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Done,
+    /// Nothing to send on this channel (no template for the event, the binding released since): done.
+    Skipped,
+    /// Failed in a way that may pass: try again after the backoff.
+    Retry(String),
+    /// Failed in a way that will not pass by waiting.
+    Dead(String),
+}
+
+/// Where a message goes.
 #[async_trait::async_trait]
 pub trait Channel: Send + Sync {
-    async fn deliver(&self, state: &AppState, item: &OutboxItem) -> Result<(), String>;
+    async fn deliver(&self, state: &AppState, item: &OutboxItem) -> Delivery;
 }
 
 /// The student's inbox on the site.
@@ -20,13 +37,34 @@ pub struct InSite;
 
 #[async_trait::async_trait]
 impl Channel for InSite {
-    async fn deliver(&self, state: &AppState, item: &OutboxItem) -> Result<(), String> {
-        state.db.notify_in_site(item).await.map_err(|e| e.to_string())
+    async fn deliver(&self, state: &AppState, item: &OutboxItem) -> Delivery {
+        match state.db.notify_in_site(item).await {
+            Ok(()) => Delivery::Done,
+            Err(e) => Delivery::Retry(e.to_string()),
+        }
+    }
+}
+
+/// Every channel, chosen by the row's `channel`.
+pub struct Channels;
+
+#[async_trait::async_trait]
+impl Channel for Channels {
+    async fn deliver(&self, state: &AppState, item: &OutboxItem) -> Delivery {
+        match item.channel.as_str() {
+            "site" => InSite.deliver(state, item).await,
+            "wechat" => crate::wechat::deliver(state, item).await,
+            other => Delivery::Dead(format!("unknown channel {other:?}")),
+        }
     }
 }
 
 pub fn backoff_ms(attempts: i64) -> i64 {
     60_000i64.saturating_mul(1 << attempts.clamp(0, 6)).min(3_600_000)
+}
+
+fn max_attempts(state: &AppState) -> i64 {
+    state.wechat.as_ref().map_or(8, |w| w.config.max_attempts.max(1))
 }
 
 /// Delivers what is due; returns how many were delivered.
@@ -35,24 +73,39 @@ pub async fn deliver_due(state: &AppState, channel: &dyn Channel) -> usize {
     let mut delivered = 0;
     for item in items {
         match channel.deliver(state, &item).await {
-            Ok(()) => {
+            Delivery::Done | Delivery::Skipped => {
                 if state.db.outbox_delivered(item.id).await.is_ok() {
                     delivered += 1;
                 }
             }
-            Err(e) => {
-                tracing::warn!(outbox = item.id.0, attempts = item.attempts + 1, "delivery failed, will retry");
-                let _ = state.db.outbox_failed(item.id, &e, now_ms() + backoff_ms(item.attempts)).await;
+            Delivery::Retry(e) if item.attempts + 1 < max_attempts(state) => {
+                tracing::warn!(outbox = item.id.0, attempts = item.attempts + 1, channel = %item.channel, "delivery failed, will retry");
+                let _ = state.db.outbox_failed(item.id, &e, Some(now_ms() + backoff_ms(item.attempts))).await;
+            }
+            Delivery::Retry(e) | Delivery::Dead(e) => {
+                tracing::error!(outbox = item.id.0, attempts = item.attempts + 1, channel = %item.channel, "delivery failed for good: dead letter");
+                let _ = state.db.outbox_failed(item.id, &e, None).await;
             }
         }
     }
     delivered
 }
 
+/// How often unpaid WeChat Pay orders are asked about.
+const RECONCILE_EVERY: Duration = Duration::from_secs(300);
+
 pub async fn run(state: AppState) {
-    let channel = InSite;
+    let mut last_reconcile = tokio::time::Instant::now();
     loop {
-        deliver_due(&state, &channel).await;
+        deliver_due(&state, &Channels).await;
+        if last_reconcile.elapsed() >= RECONCILE_EVERY {
+            last_reconcile = tokio::time::Instant::now();
+            let r = crate::wechat::reconcile(&state, None, 60_000).await;
+            if r.asked > 0 {
+                tracing::info!(asked = r.asked, paid = r.paid, failed = r.failed, "payment reconciliation");
+            }
+            let _ = state.db.purge_oauth_states().await;
+        }
         // Woken at once by a decision, and every few seconds for retries that came due.
         let _ = tokio::time::timeout(Duration::from_secs(5), state.outbox_wake.notified()).await;
     }

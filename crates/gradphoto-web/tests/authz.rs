@@ -55,10 +55,10 @@ fn allowed(route: &gradphoto_web::routes::Route, kind: Kind) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_every_role_own_and_other_school() {
-    let owned = TestServer::start().await;
+    // WeChat and WeChat Pay on (against the fake), so that their routes are reached, not refused as switched off.
+    let wx = common::wechat::server().await;
     // A reference, so the helper closures below copy it.
-    let server = &owned;
-    server.staff("root", Role::SuperAdmin, None).await;
+    let server = &wx.server;
     let mut root = server.client();
     assert_eq!(root.login("/staff/login", "root", "root-password").await.0, 200);
     let a = school(server, &root, "school-a", "0").await;
@@ -99,6 +99,16 @@ async fn every_route_every_role_own_and_other_school() {
     reviewer.login("/staff/login", "reviewer-a", "reviewer-a-password").await;
     let r = reviewer.post(&format!("/review/{submission_a}/approve"), &[("photo", &photo_a.to_string())]).await;
     assert_eq!(r.status(), 200);
+    // A payment of student A (offline: refusing to refund it is the handler's own answer, past the checks), and a
+    // message of student A's to resend.
+    let student_a_id = server.state.db.student_by_no(a, "S00001").await.unwrap().unwrap().id;
+    let notice = gradphoto_store::db::Notice { kind: "submitted", title: "t", body: "b", payload: "{}" };
+    server.state.db.mark_paid(student_a_id, "offline", "authz", 100, &notice).await.unwrap();
+    let payment_a = server.state.db.payments_of_student(student_a_id).await.unwrap()[0].id;
+    // (Delivered or not — the worker races this — an admin of A reaches the handler: resent, or 409 for a row that
+    // is no dead letter; others get 403/404.)
+    let outbox_a = server.state.db.outbox_all_of_student(student_a_id).await.unwrap();
+    let outbox_a = outbox_a.first().map(|i| i.id).expect("student A has a notice");
     // The anonymous client holds a pre-session token, so its calls reach the handlers' own checks (without it
     // they stop at the CSRF guard, which proves less).
     let mut anonymous = server.client();
@@ -129,6 +139,8 @@ async fn every_route_every_role_own_and_other_school() {
             .replace("{school}", &a.to_string())
             .replace("{student}", &other_a.to_string())
             .replace("{file}", "original.jpg")
+            .replace("{payment}", &payment_a.to_string())
+            .replace("{id}", &outbox_a.to_string())
     };
     let mut table = Vec::new();
     let mut checks = 0;

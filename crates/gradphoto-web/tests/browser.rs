@@ -82,6 +82,16 @@ impl Driver {
 
     /// A new browser: a phone with WeChat's user agent, or a desktop window for the staff.
     async fn browser(&self, name: &str, phone: bool) -> Client {
+        self.start_browser(name, phone.then_some(WECHAT_UA)).await
+    }
+
+    /// A phone with the given user agent (another WeChat user).
+    async fn browser_as(&self, name: &str, user_agent: &str) -> Client {
+        self.start_browser(name, Some(user_agent)).await
+    }
+
+    async fn start_browser(&self, name: &str, phone_agent: Option<&str>) -> Client {
+        let phone = phone_agent.is_some();
         let profile = self.profiles.path().join(name);
         let mut args = vec![
             "--headless".to_string(),
@@ -100,7 +110,7 @@ impl Driver {
         if phone {
             options["mobileEmulation"] = json!({
                 "deviceMetrics": { "width": 375, "height": 812, "pixelRatio": 2.0, "mobile": true, "touch": true },
-                "userAgent": WECHAT_UA,
+                "userAgent": phone_agent.unwrap_or(WECHAT_UA),
             });
         } else {
             args.push("--window-size=1280,900".into());
@@ -428,4 +438,119 @@ async fn browser_walk_student_reviewer_admin() {
     phone.close().await.unwrap();
     drop(driver);
     eprintln!("browser walk: {:?}", started.elapsed());
+}
+
+/// The student's path inside WeChat, by clicking in a phone browser with WeChat's user agent, against the fake
+/// WeChat servers: the official account's menu link, the silent authorisation, sign-in and binding, upload, WeChat
+/// Pay through the page's `getBrandWCPayRequest` (the bridge WeChat injects is stood in for by the test, and the fake
+/// plays the cashier, checking `paySign` as WeChat's client does), the approval pushed as a template message; then
+/// a second WeChat user refused on the same account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_wechat_student_signs_in_pays_and_is_told() {
+    let started = Instant::now();
+    let driver = Driver::start();
+    let (wx, school, _admin) = common::wechat::start("wxu", "30").await;
+    let base = wx.server.base.clone();
+    let files = tempfile::tempdir().unwrap();
+    let photo = files.path().join("IMG_0002.JPG");
+    std::fs::write(&photo, &approvable_originals()[0].1).unwrap();
+    let first_password = {
+        let id = id_number(1);
+        id[id.len() - 6..].to_string()
+    };
+    let phone = driver.browser("wechat-phone", true).await;
+
+    // The menu link: authorised silently through WeChat, then the school's sign-in page.
+    phone.goto(&format!("{base}/s/wxu/login")).await.unwrap();
+    wait_path(&phone, "/s/wxu/login").await;
+    phone_shot(&phone, "w01-wechat-login").await;
+    assert!(phone.get_named_cookie("gp_wx").await.is_ok(), "the authorised openid is kept for the sign-in");
+    type_into(&phone, "input[name=username]", "S00001").await;
+    type_into(&phone, "input[name=password]", &first_password).await;
+    click(&phone, "main form button[type=submit]").await;
+    wait_path(&phone, "/me/password").await;
+    type_into(&phone, "input[name=current]", &first_password).await;
+    type_into(&phone, "input[name=new]", "a-new-password").await;
+    click(&phone, "main form button[type=submit]").await;
+    wait_text(&phone, "我的照片").await;
+    let student = wx.server.state.db.student_by_no(school, "S00001").await.unwrap().unwrap();
+    let bound = wx.server.state.db.bindings_of(student.id).await.unwrap();
+    assert_eq!(bound.iter().map(|b| b.channel.as_str()).collect::<Vec<_>>(), vec!["wechat"], "bound to WeChat");
+
+    // Upload and submit: the fee is due, so the photo waits for it.
+    click(&phone, ".type a").await;
+    wait_for(&phone, "#upload input[type=file]").await.send_keys(&photo.display().to_string()).await.unwrap();
+    click(&phone, "#upload button[type=submit]").await;
+    images_loaded(&phone, "img[src$='annotated.jpg']").await;
+    click(&phone, "form[action$='/submit'] button[type=submit]").await;
+    wait_path(&phone, "/me/pay").await;
+    wait_for(&phone, "#wxpay").await;
+    phone_shot(&phone, "w02-wechat-pay").await;
+
+    // WeChat injects WeixinJSBridge into its pages; the stand-in hands the parameters to the test, which pays in
+    // the fake cashier (paySign checked there) and answers as WeChat's client would.
+    const BRIDGE: &str = "window.WeixinJSBridge = { invoke: function (name, params, cb) { \
+        window.__wxpay = { name: name, params: params }; window.__wxcb = cb; } };";
+    phone.execute(BRIDGE, vec![]).await.unwrap();
+    click(&phone, "#wxpay").await;
+    let asked = {
+        let start = Instant::now();
+        loop {
+            let v = phone.execute("return window.__wxpay || null;", vec![]).await.unwrap();
+            if !v.is_null() {
+                break v;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "the page never called getBrandWCPayRequest; {}",
+                whereabouts(&phone).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert_eq!(asked["name"], "getBrandWCPayRequest");
+    let params: gradphoto_wechat::pay::JsapiParams = serde_json::from_value(asked["params"].clone()).unwrap();
+    let answer = wx.fake.pay(&params, gradphoto_wechat_fake::PayBehaviour::Normal).await.unwrap();
+    assert_eq!(answer, "get_brand_wcpay_request:ok");
+    phone.execute("window.__wxcb({ err_msg: arguments[0] });", vec![json!(answer)]).await.unwrap();
+    // The page confirms with the server and returns home; the photo is now in the queue.
+    wait_path(&phone, "/me").await;
+    wait_text(&phone, "待审核").await;
+    phone_shot(&phone, "w03-wechat-paid").await;
+
+    // The reviewer approves (through the API); the approval is pushed to the student's WeChat.
+    let mut rev = wx.server.client();
+    assert_eq!(rev.login("/staff/login", "wxu-rev", "reviewer-password").await.0, 200);
+    let sub = wx.server.state.db.submissions_of(student.id).await.unwrap().remove(0);
+    let item = rev.json(&format!("/review/{}", sub.id)).await;
+    let photo_id = item["item"]["submission"]["photo_id"].as_i64().unwrap().to_string();
+    let r = rev.post(&format!("/review/{}/approve", sub.id), &[("photo", photo_id.as_str())]).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let openid = wx.fake.openid_for_mmwebid("2837");
+    let start = Instant::now();
+    while !wx.fake.messages().iter().any(|m| m.touser == openid && m.template_id == "T-OK") {
+        assert!(start.elapsed() < WAIT, "no approval message pushed: {:?}", wx.fake.messages());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    phone.goto(&format!("{}/__fake/chat?openid={openid}", wx.fake.base)).await.unwrap();
+    wait_text(&phone, "已通过").await;
+    phone_shot(&phone, "w04-wechat-message").await;
+    phone.goto(&format!("{base}/me")).await.unwrap();
+    wait_text(&phone, "已通过").await;
+    phone_shot(&phone, "w05-wechat-approved").await;
+
+    // A second WeChat user with the same student's password: refused, told who can release the binding.
+    let other = driver.browser_as("wechat-phone-2", &WECHAT_UA.replace("MMWEBID/2837", "MMWEBID/9001")).await;
+    other.goto(&format!("{base}/s/wxu/login")).await.unwrap();
+    wait_path(&other, "/s/wxu/login").await;
+    type_into(&other, "input[name=username]", "S00001").await;
+    type_into(&other, "input[name=password]", "a-new-password").await;
+    click(&other, "main form button[type=submit]").await;
+    wait_text(&other, "此账号已绑定另一个微信号").await;
+    phone_shot(&other, "w06-wechat-second-user-refused").await;
+
+    phone.close().await.unwrap();
+    other.close().await.unwrap();
+    drop(driver);
+    eprintln!("browser WeChat walk: {:?}", started.elapsed());
 }

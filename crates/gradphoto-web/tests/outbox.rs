@@ -4,16 +4,16 @@
 mod common;
 
 use gradphoto_store::blob::{BlobKey, sha256_hex};
-use gradphoto_store::db::{BlobMeta, NewPhoto, NewSchool, OutboxItem, Role, StudentUpsert};
+use gradphoto_store::db::{BlobMeta, NewPhoto, NewSchool, Notice, OutboxItem, Role, StudentUpsert};
 use gradphoto_web::state::AppState;
-use gradphoto_web::worker::{Channel, InSite, backoff_ms, deliver_due};
+use gradphoto_web::worker::{Channel, Delivery, InSite, backoff_ms, deliver_due};
 
 struct Down;
 
 #[async_trait::async_trait]
 impl Channel for Down {
-    async fn deliver(&self, _: &AppState, _: &OutboxItem) -> Result<(), String> {
-        Err("channel down".into())
+    async fn deliver(&self, _: &AppState, _: &OutboxItem) -> Delivery {
+        Delivery::Retry("channel down".into())
     }
 }
 
@@ -58,19 +58,22 @@ async fn a_failed_delivery_is_kept_and_retried_after_the_backoff() {
         report: "{}".into(),
     };
     let photo = db.photo(db.record_upload(&up).await.unwrap().photo).await.unwrap();
-    let sub = db.submit(&photo, true).await.unwrap();
+    let notice = |kind, title| Notice { kind, title, body: "原因", payload: "{}" };
+    let sub = db.submit(&photo, true, &notice("submitted", "已提交")).await.unwrap();
+    // The submit's own notice goes first; the rejection's is the one that meets the channel that is down.
+    assert_eq!(deliver_due(&state, &InSite).await, 1);
     let reviewer = db.create_staff("r", Role::Reviewer, Some(school), "h").await.unwrap();
-    db.reject(sub, photo.id, reviewer, "background.color", "", ("驳回", "原因")).await.unwrap();
+    db.reject(sub, photo.id, reviewer, "background.color", "", &notice("rejected", "驳回")).await.unwrap();
 
     assert_eq!(deliver_due(&state, &Down).await, 0);
     assert_eq!(db.outbox_pending().await.unwrap(), 1, "kept");
     assert!(db.due_outbox(10).await.unwrap().is_empty(), "not retried at once");
-    assert!(db.notifications(student.id, 10).await.unwrap().is_empty());
+    assert_eq!(db.notifications(student.id, 10).await.unwrap().len(), 1);
     assert_eq!((backoff_ms(0), backoff_ms(3), backoff_ms(40)), (60_000, 480_000, 3_600_000));
     // Due again (as after the backoff): the channel is up, the message arrives once.
-    db.outbox_failed(gradphoto_store::OutboxId(1), "down", 0).await.unwrap();
+    db.outbox_failed(gradphoto_store::OutboxId(2), "down", Some(0)).await.unwrap();
     assert_eq!(deliver_due(&state, &InSite).await, 1);
     assert_eq!(deliver_due(&state, &InSite).await, 0);
     let n = db.notifications(student.id, 10).await.unwrap();
-    assert_eq!((n.len(), n[0].title.as_str()), (1, "驳回"));
+    assert_eq!((n.len(), n[0].title.as_str()), (2, "驳回"));
 }

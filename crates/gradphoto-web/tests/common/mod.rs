@@ -3,6 +3,8 @@
 //! carries cookies and the CSRF token as a browser would.
 #![allow(dead_code)]
 
+pub mod wechat;
+
 use std::sync::{Arc, OnceLock};
 
 use gradphoto_store::db::Role;
@@ -76,9 +78,15 @@ impl TestServer {
     }
 
     pub async fn start_with(config: gradphoto_web::Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_at(listener, config).await
+    }
+
+    /// Serves on a listener bound beforehand, for a configuration that must name the service's own address
+    /// (WeChat's callback and notification URLs).
+    pub async fn start_at(listener: tokio::net::TcpListener, config: gradphoto_web::Config) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let state = gradphoto_web::open(dir.path(), config).await.expect("service opens");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let s = state.clone();
         let task = tokio::spawn(async move {
@@ -105,9 +113,15 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Client {
+        Self::with_agent(base, concat!("gradphoto-tests/", env!("CARGO_PKG_VERSION")))
+    }
+
+    /// A browser with its own cookies and the given user agent (WeChat's in-app browser says `MicroMessenger`).
+    pub fn with_agent(base: &str, user_agent: &str) -> Client {
         let jar = Arc::new(Jar::default());
         let http = reqwest::Client::builder()
             .cookie_provider(jar.clone())
+            .user_agent(user_agent)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
