@@ -159,6 +159,16 @@ async fn a_used_or_expired_code_restarts_authorisation_once_never_a_loop() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "wechat.state");
 
+    // A snapshot-mode user (a page opened from a shared moment, not following) has no real identity: no binding.
+    wx.fake.snapshot_user("5005");
+    let c = Client::with_agent(&wx.server.base, &wechat_ua("5005"));
+    let to = location(&c.get_page("/s/wxb/login").await);
+    let back = location(&c.http.get(to.split('#').next().unwrap()).send().await.unwrap());
+    let r = c.http.get(&back).header("accept", "application/json").send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "wechat.snapshot", "{v}");
+    assert!(c.cookie("gp_wx").is_none(), "no openid kept for a snapshot user");
+
     // A user who declines gets a clear page, not a loop.
     wx.fake.refuse_authorization("4004");
     let c = Client::with_agent(&wx.server.base, &wechat_ua("4004"));
@@ -247,7 +257,21 @@ async fn every_event_is_pushed_once_with_token_refresh_retries_and_dead_letters(
     until("the resent message", async || messages_to(&wx.fake, &openid, "T-SUB") == before + 1).await;
     assert!(wx.server.state.db.dead_letters(school, 10).await.unwrap().is_empty());
     assert!(audit_actions(&wx, school).await.contains(&"outbox.resend".to_string()));
-    let _ = submission;
+
+    // Approved, then exported to the registry: one message each, with the decision's time.
+    let item = rev.json(&format!("/review/{submission}")).await;
+    let photo = item["item"]["submission"]["photo_id"].as_i64().unwrap().to_string();
+    let r = rev.post(&format!("/review/{submission}/approve"), &[("photo", photo.as_str())]).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    until("the approved message", async || messages_to(&wx.fake, &openid, "T-OK") == 1).await;
+    let m = wx.fake.messages().into_iter().find(|m| m.template_id == "T-OK").unwrap();
+    assert_eq!(m.data["phrase3"], "已通过");
+    assert_eq!(m.data["time4"].len(), "2026-12-06 20:30".len(), "{m:?}");
+    let r = admin.get(&format!("/admin/schools/{school}/export.zip")).await;
+    assert_eq!(r.status(), 200);
+    let _ = r.bytes().await.unwrap();
+    until("the exported message", async || messages_to(&wx.fake, &openid, "T-EXP") == 1).await;
+    assert_eq!(wx.fake.messages().into_iter().find(|m| m.template_id == "T-EXP").unwrap().data["phrase3"], "已上报");
 
     // A rate limit (45009) is retried after the backoff, not dropped: still pending, then delivered once.
     let b = wechat_student(&wx, "wxc", "2002", 2).await;
@@ -323,6 +347,10 @@ async fn post_notification(wx: &Wx, key: &MerchantKey, event: &str, resource: Va
 async fn wechat_pay_from_order_to_refund_with_every_failure_mode() {
     let (wx, school, admin) = start("wxp", "30").await;
     let db = &wx.server.state.db;
+    let r = admin
+        .upload(&format!("/admin/schools/{school}/roster"), "roster", "r.csv", roster_csv(5, 1).into_bytes())
+        .await;
+    assert_eq!(r.status(), 200);
 
     // The student submits unpaid, then pays inside WeChat: the order is made once, reused on a second tap.
     let a = wechat_student(&wx, "wxp", "1001", 1).await;
@@ -374,6 +402,16 @@ async fn wechat_pay_from_order_to_refund_with_every_failure_mode() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["reconciled"]["paid"], 1, "{v}");
     assert!(paid(&b).await);
+
+    // A stale copy (signed ten minutes ago) arrives before the genuine one: refused, then paid once.
+    let e = wechat_student(&wx, "wxp", "5005", 5).await;
+    let pe = jsapi(&e).await;
+    assert_eq!(wx.fake.pay(&pe, PayBehaviour::OutOfOrder).await.unwrap(), "get_brand_wcpay_request:ok");
+    until("the genuine copy", async || paid(&e).await).await;
+    let no_e = db.payments_of_student(student_id(&wx, school, 5).await).await.unwrap()[0].out_trade_no.clone().unwrap();
+    let statuses: Vec<Option<u16>> =
+        wx.fake.notify_log().iter().filter(|n| n.out_trade_no == no_e).map(|n| n.status).collect();
+    assert!(statuses.contains(&Some(401)) && statuses.contains(&Some(204)), "{statuses:?}");
 
     // Lost notification: the page's poll asks WeChat Pay itself.
     let c = wechat_student(&wx, "wxp", "3003", 3).await;
