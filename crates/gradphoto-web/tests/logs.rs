@@ -59,6 +59,29 @@ async fn the_logs_hold_no_personal_data() {
     for secret in
         [id.as_str(), &id[id.len() - 6..], "S00001", "S00002", "学生1", "学生2", "坏行学生", "110105199001019999"]
     {
-        assert!(!logs.contains(secret), "{secret} appears in the logs");
+        assert!(!contains_whole(&logs, secret), "{secret} appears in the logs");
     }
+}
+
+/// Whether `needle` occurs as a whole value: not inside a longer run of ASCII letters and digits (a Chinese name
+/// next to other Chinese text still counts). The last six digits of
+/// a generated id number (say `010010`) occur by chance inside timestamps (`…:10.010010Z`) and durations; a logged
+/// value stands apart, between spaces, quotes, `=` or punctuation.
+fn contains_whole(haystack: &str, needle: &str) -> bool {
+    haystack.match_indices(needle).any(|(at, _)| {
+        let before = haystack[..at].chars().next_back();
+        let after = haystack[at + needle.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric()) && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+    })
+}
+
+#[test]
+fn whole_values_only() {
+    assert!(!contains_whole("2026-12-06T21:20:10.010010Z INFO request", "010010"), "inside a timestamp");
+    assert!(!contains_whole("ms=1.0100101", "010010"));
+    assert!(contains_whole("password=010010 failed", "010010"));
+    assert!(contains_whole("\"010010\"", "010010"));
+    assert!(contains_whole("name: 学生1,", "学生1"));
+    assert!(!contains_whole("学生10", "学生1"), "another name");
+    assert!(contains_whole("姓名学生1", "学生1"), "Chinese around a name is no boundary to hide behind");
 }
