@@ -233,6 +233,19 @@ async fn every_event_is_pushed_once_with_token_refresh_retries_and_dead_letters(
     assert!(reasons.chars().count() <= 20 && reasons.starts_with("背景"), "{reasons}");
     assert_eq!(wx.fake.token_calls().forced, 1, "one force refresh after 42001");
 
+    // The shared token is renewed before it lapses: one with 30 s left is replaced (normal mode), one with an
+    // hour left is used as it is.
+    let wxc = wx.server.state.wechat.clone().unwrap();
+    let db = &wx.server.state.db;
+    let normal = wx.fake.token_calls().normal;
+    db.save_wechat_token(&wxc.config.appid, "about-to-lapse", now_ms() + 30_000).await.unwrap();
+    let fresh = gradphoto_web::wechat::server_token(&wx.server.state, &wxc).await.unwrap();
+    assert_ne!(fresh, "about-to-lapse");
+    assert_eq!(wx.fake.token_calls().normal, normal + 1);
+    db.save_wechat_token(&wxc.config.appid, &fresh, now_ms() + 3_600_000).await.unwrap();
+    assert_eq!(gradphoto_web::wechat::server_token(&wx.server.state, &wxc).await.unwrap(), fresh);
+    assert_eq!(wx.fake.token_calls().normal, normal + 1, "a token with an hour left is not fetched again");
+
     // The student unfollows (43004): no retry can help — a dead letter at once, shown to the admin, resent.
     let (_, v) = upload_and_submit(&a).await;
     let submission = v["submission"].as_i64().unwrap();
@@ -279,7 +292,6 @@ async fn every_event_is_pushed_once_with_token_refresh_retries_and_dead_letters(
     wx.fake.fail_next(Api::TemplateSend, 45009, 1);
     upload_and_submit(&b).await;
     let sb = student_id(&wx, school, 2).await;
-    let db = &wx.server.state.db;
     let failed =
         async || db.outbox_of_student(sb).await.unwrap().into_iter().find(|i| i.channel == "wechat" && i.attempts == 1);
     until("the failed attempt", async || failed().await.is_some()).await;
