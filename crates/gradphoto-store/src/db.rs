@@ -1579,6 +1579,62 @@ impl Db {
         rows.iter().map(outbox_row).collect()
     }
 
+    /// Claims up to `limit` due rows for `owner` for `lease_ms`: rows another node holds are skipped (PostgreSQL's
+    /// `FOR UPDATE SKIP LOCKED`, SQLite's single writer), and a lease left by a node that died expires. Delivery
+    /// is then at least once per lease, so channels stay idempotent per row.
+    pub async fn claim_outbox(&self, owner: &str, limit: i64, lease_ms: i64) -> Result<Vec<OutboxItem>> {
+        let now = now_ms();
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET lease_until = $1, lease_owner = $2 WHERE id IN (SELECT id FROM outbox \
+             WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $3 AND lease_until <= $3 \
+             ORDER BY id LIMIT $4{lock}) RETURNING id, student_id, channel, kind, title, body, payload, attempts"
+        );
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(now + lease_ms)
+            .bind(owner)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx.tx)
+            .await?;
+        tx.commit().await?;
+        let mut items = rows.iter().map(outbox_row).collect::<Result<Vec<_>>>()?;
+        // RETURNING gives no order; delivery goes oldest first.
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    /// Counts one attempt under `key` in a window of `window_ms` and returns the attempts in the current window:
+    /// one statement, so concurrent attempts on any node each count.
+    pub async fn count_attempt(&self, key: &[u8], window_ms: i64) -> Result<i64> {
+        let now = now_ms();
+        let r = sqlx::query(
+            "INSERT INTO rate_windows (key, window_start, count) VALUES ($1, $2, 1) ON CONFLICT (key) DO UPDATE SET \
+             count = CASE WHEN rate_windows.window_start <= $3 THEN 1 ELSE rate_windows.count + 1 END, \
+             window_start = CASE WHEN rate_windows.window_start <= $3 THEN $2 ELSE rate_windows.window_start END \
+             RETURNING count",
+        )
+        .bind(key.to_vec())
+        .bind(now)
+        .bind(now - window_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(r.try_get("count")?)
+    }
+
+    /// Forgets attempt windows older than `older_than_ms`.
+    pub async fn purge_attempts(&self, older_than_ms: i64) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM rate_windows WHERE window_start < $1")
+            .bind(now_ms() - older_than_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
     pub async fn outbox_item(&self, id: OutboxId) -> Result<OutboxItem> {
         let r = sqlx::query(
             "SELECT id, student_id, channel, kind, title, body, payload, attempts FROM outbox WHERE id = $1",
@@ -1602,7 +1658,7 @@ impl Db {
     }
 
     pub async fn outbox_delivered(&self, id: OutboxId) -> Result<()> {
-        sqlx::query("UPDATE outbox SET delivered_at = $1, attempts = attempts + 1 WHERE id = $2")
+        sqlx::query("UPDATE outbox SET delivered_at = $1, attempts = attempts + 1, lease_until = 0 WHERE id = $2")
             .bind(now_ms())
             .bind(id.0)
             .execute(&self.pool)
@@ -1616,7 +1672,8 @@ impl Db {
         match retry_at {
             Some(at) => {
                 sqlx::query(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3",
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2, lease_until = 0 \
+                     WHERE id = $3",
                 )
                 .bind(error)
                 .bind(at)
@@ -1625,7 +1682,9 @@ impl Db {
                 .await?
             }
             None => {
-                sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1, dead_at = $2 WHERE id = $3")
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $1, dead_at = $2, lease_until = 0 WHERE id = $3",
+                )
                     .bind(error)
                     .bind(now_ms())
                     .bind(id.0)
@@ -1669,7 +1728,7 @@ impl Db {
     /// kept until the next attempt replaces it.
     pub async fn outbox_resend(&self, id: OutboxId, school: SchoolId) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE outbox SET dead_at = NULL, attempts = 0, next_attempt_at = $1 WHERE id = $2 \
+            "UPDATE outbox SET dead_at = NULL, attempts = 0, next_attempt_at = $1, lease_until = 0 WHERE id = $2 \
              AND dead_at IS NOT NULL AND delivered_at IS NULL \
              AND student_id IN (SELECT id FROM students WHERE school_id = $3)",
         )

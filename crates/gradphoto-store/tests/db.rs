@@ -406,7 +406,7 @@ async fn wechat(db: Db) {
     assert!(db.dead_letters(other, 10).await.unwrap().is_empty());
     assert!(matches!(db.outbox_resend(wx.id, other).await, Err(DbError::NotFound)), "another school's message");
     db.outbox_resend(wx.id, school).await.unwrap();
-    assert!(matches!(db.outbox_resend(wx.id, school).await, Err(DbError::NotFound)), "no longer dead");
+    assert!(matches!(db.outbox_resend(wx.id, school).await, Err(DbError::State)), "ours, but no longer dead");
     let item = db.outbox_item(wx.id).await.unwrap();
     assert_eq!((item.attempts, item.kind.as_str()), (0, "submitted"));
     assert!(db.due_outbox(100).await.unwrap().iter().any(|d| d.id == wx.id), "due again");
@@ -511,4 +511,75 @@ async fn wechat_on_sqlite() {
 #[tokio::test]
 async fn wechat_on_postgres() {
     wechat(postgres().await).await;
+}
+
+/// Many nodes on one database: outbox rows are claimed by one node at a time (concurrent claims get disjoint rows),
+/// a lease that ends lets another node take the row, a delivered row is never claimed again; sign-in attempts are
+/// counted in the database per key and window.
+async fn nodes(db: Db) {
+    let vault = Vault::from_base64(&Vault::generate_key(), &Vault::generate_key()).unwrap();
+    let school = school(&db, "zju", "浙江大学").await;
+    let rows: Vec<StudentUpsert> =
+        (1..=6).map(|i| roster_row(&vault, &i.to_string(), &format!("学生{i}"), &format!("ID{i}"))).collect();
+    db.import_students(school, &rows).await.unwrap();
+    let t = db.photo_types(school).await.unwrap()[0].id;
+    for i in 1..=6 {
+        let student = db.student_by_no(school, &i.to_string()).await.unwrap().unwrap().id;
+        let up = NewPhoto {
+            student,
+            photo_type: t,
+            original: blob("original", format!("photo {i}").as_bytes()),
+            annotated: None,
+            verdict: "pass".into(),
+            failing: String::new(),
+            report: "{}".into(),
+        };
+        let photo = db.photo(db.record_upload(&up).await.unwrap().photo).await.unwrap();
+        db.submit(&photo, true, &notice("submitted")).await.unwrap();
+    }
+    // Two nodes claim at once: disjoint, and together every due row.
+    let (a, b) = tokio::join!(db.claim_outbox("node-a", 4, 60_000), db.claim_outbox("node-b", 4, 60_000));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut ids: Vec<i64> = a.iter().chain(&b).map(|i| i.id.0).collect();
+    assert_eq!(ids.len(), 6, "{a:?} {b:?}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "a row claimed by both nodes");
+    assert!(a.len() <= 4 && b.len() <= 4);
+    // Held rows are not claimed again while their lease runs.
+    assert!(db.claim_outbox("node-c", 10, 60_000).await.unwrap().is_empty());
+    // A node that dies: its lease ends (here: one of zero length) and another node takes the rows.
+    let first = a.first().or(b.first()).unwrap().id;
+    db.outbox_delivered(first).await.unwrap();
+    let c = db.claim_outbox("node-c", 10, 0).await.unwrap();
+    assert!(c.is_empty(), "leases of a minute still run");
+    // Rows whose lease ended: a failure clears the lease, so the retry is claimable when due.
+    let failed = b.first().or(a.get(1)).unwrap().id;
+    db.outbox_failed(failed, "down", Some(gradphoto_store::now_ms() - 1)).await.unwrap();
+    let again = db.claim_outbox("node-c", 10, 0).await.unwrap();
+    assert_eq!(again.iter().map(|i| i.id).collect::<Vec<_>>(), vec![failed], "the retry, and not the delivered row");
+    // node-c claimed it with a zero lease (as if it died at once): node-d takes it over.
+    let taken = db.claim_outbox("node-d", 10, 60_000).await.unwrap();
+    assert_eq!(taken.iter().map(|i| i.id).collect::<Vec<_>>(), vec![failed]);
+
+    // Attempts: counted per key, in a window; a window that ended starts again at one.
+    assert_eq!(db.count_attempt(b"ip-1", 60_000).await.unwrap(), 1);
+    let (x, y) = tokio::join!(db.count_attempt(b"ip-1", 60_000), db.count_attempt(b"ip-1", 60_000));
+    let mut got = [x.unwrap(), y.unwrap()];
+    got.sort();
+    assert_eq!(got, [2, 3], "concurrent attempts each count");
+    assert_eq!(db.count_attempt(b"ip-2", 60_000).await.unwrap(), 1, "per key");
+    assert_eq!(db.count_attempt(b"ip-1", 0).await.unwrap(), 1, "a window of zero has ended: counting restarts");
+    assert_eq!(db.purge_attempts(-60_000).await.unwrap(), 2, "old windows are forgotten");
+}
+
+#[tokio::test]
+async fn nodes_on_sqlite() {
+    let (db, _dir) = sqlite().await;
+    nodes(db).await;
+}
+
+#[tokio::test]
+async fn nodes_on_postgres() {
+    nodes(postgres().await).await;
 }

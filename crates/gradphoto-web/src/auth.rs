@@ -2,9 +2,7 @@
 //! off the async threads), lockout after repeated failures, a per-address rate limit, CSRF tokens, and the
 //! extractors that give handlers a signed-in student or staff member — or refuse.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -79,27 +77,11 @@ pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Login attempts per client address in a sliding minute.
-#[derive(Default)]
-pub struct RateLimiter {
-    seen: Mutex<HashMap<IpAddr, (i64, u32)>>,
-}
-
-impl RateLimiter {
-    /// Counts an attempt; false when the address has used its allowance for this minute.
-    pub fn allow(&self, ip: IpAddr, per_minute: u32) -> bool {
-        let now = now_ms();
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() > 100_000 {
-            seen.retain(|_, (start, _)| now - *start < 60_000);
-        }
-        let entry = seen.entry(ip).or_insert((now, 0));
-        if now - entry.0 >= 60_000 {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= per_minute
-    }
+/// Counts a sign-in attempt from `ip` and says whether it is within `per_minute`. Counted in the database (under a
+/// keyed hash of the address, never the address itself), so that every node of a service limits alike.
+pub async fn allow_attempt(state: &AppState, ip: IpAddr, per_minute: u32) -> AppResult<bool> {
+    let key = state.vault.keyed(b"login-ip", ip.to_string().as_bytes());
+    Ok(state.db.count_attempt(&key, 60_000).await? <= i64::from(per_minute))
 }
 
 pub fn too_many() -> AppError {

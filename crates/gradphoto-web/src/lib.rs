@@ -99,7 +99,7 @@ pub async fn open(data: &Path, config: Config) -> Result<AppState, StartError> {
         sealer: Arc::new(sealer),
         models: Arc::new(models),
         views: views::Views::new(),
-        limiter: auth::RateLimiter::default(),
+        node: format!("node-{}", &auth::random_token()[..12]),
         cpu: Arc::new(tokio::sync::Semaphore::new(workers)),
         payments: Arc::new(pay::Offline),
         outbox_wake: tokio::sync::Notify::new(),

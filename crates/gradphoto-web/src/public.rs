@@ -130,7 +130,7 @@ pub async fn school_login(
     Path(code): Path<String>,
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
-    if !state.limiter.allow(addr.ip(), state.config.login_rate_per_minute) {
+    if !auth::allow_attempt(&state, addr.ip(), state.config.login_rate_per_minute).await? {
         return Err(auth::too_many());
     }
     let school = state.db.school_by_code(&code).await?;
@@ -205,7 +205,7 @@ pub async fn staff_login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
-    if !state.limiter.allow(addr.ip(), state.config.login_rate_per_minute) {
+    if !auth::allow_attempt(&state, addr.ip(), state.config.login_rate_per_minute).await? {
         return Err(auth::too_many());
     }
     let ctx = json!({ "action": "/staff/login" });

@@ -6,7 +6,6 @@ use gradphoto_core::measure::face::models::FaceModels;
 use gradphoto_core::seal::Sealer;
 use gradphoto_store::{BlobStore, Db, Vault};
 
-use crate::auth::RateLimiter;
 use crate::config::Config;
 use crate::pay::PaymentProvider;
 use crate::views::Views;
@@ -22,7 +21,8 @@ pub struct Inner {
     pub sealer: Arc<dyn Sealer>,
     pub models: Arc<FaceModels>,
     pub views: Views,
-    pub limiter: RateLimiter,
+    /// This process's name in outbox leases: random at each start.
+    pub node: String,
     /// Bounds the CPU-heavy work (checks, normalisation) to the cores, so a burst queues instead of thrashing.
     pub cpu: Arc<tokio::sync::Semaphore>,
     pub payments: Arc<dyn PaymentProvider>,

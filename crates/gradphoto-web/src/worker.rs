@@ -5,7 +5,9 @@
 //! per message: the in-site channel keys its rows by the outbox id, the WeChat channel sends the outbox id as
 //! `client_msg_id`.
 //!
-//! The same loop runs the WeChat Pay reconciliation every few minutes.
+//! Every node runs this loop: rows are claimed with a lease (`Db::claim_outbox`), so two nodes never deliver one
+//! row at once, and a node that dies leaves rows that another takes when the lease ends. The same loop runs the
+//! WeChat Pay reconciliation every few minutes.
 
 use std::time::Duration;
 
@@ -67,9 +69,13 @@ fn max_attempts(state: &AppState) -> i64 {
     state.wechat.as_ref().map_or(8, |w| w.config.max_attempts.max(1))
 }
 
-/// Delivers what is due; returns how many were delivered.
+/// How long a claimed row is this node's: longer than a delivery can take (WeChat's calls time out in 10 s), short
+/// enough that a node's death delays its messages by minutes, not hours.
+pub const LEASE_MS: i64 = 5 * 60_000;
+
+/// Claims what is due (rows no other node holds) and delivers it; returns how many were delivered.
 pub async fn deliver_due(state: &AppState, channel: &dyn Channel) -> usize {
-    let Ok(items) = state.db.due_outbox(100).await else { return 0 };
+    let Ok(items) = state.db.claim_outbox(&state.node, 100, LEASE_MS).await else { return 0 };
     let mut delivered = 0;
     for item in items {
         match channel.deliver(state, &item).await {
@@ -105,6 +111,7 @@ pub async fn run(state: AppState) {
                 tracing::info!(asked = r.asked, paid = r.paid, failed = r.failed, "payment reconciliation");
             }
             let _ = state.db.purge_oauth_states().await;
+            let _ = state.db.purge_attempts(3_600_000).await;
         }
         // Woken at once by a decision, and every few seconds for retries that came due.
         let _ = tokio::time::timeout(Duration::from_secs(5), state.outbox_wake.notified()).await;
