@@ -154,7 +154,8 @@ pub struct WechatPayConfig {
     pub apiv3_key: Secret,
     /// The WeChat Pay public key id (`PUB_KEY_ID_…`) or platform certificate serial that signs WeChat Pay's answers.
     pub public_key_id: String,
-    /// That public key as a PEM (`-----BEGIN PUBLIC KEY-----`); relative to the data folder.
+    /// That key as a PEM: the WeChat Pay public key (`-----BEGIN PUBLIC KEY-----`) or the platform certificate
+    /// (`-----BEGIN CERTIFICATE-----`); relative to the data folder.
     pub public_key_file: PathBuf,
     /// The API. Default `https://api.mch.weixin.qq.com`.
     #[serde(default = "default_pay_base")]

@@ -129,6 +129,14 @@ pub fn parse_authorization(header: &str) -> Result<AuthFields, WechatError> {
     })
 }
 
+/// The serial number of a PEM certificate, in the upper-case hex that `Wechatpay-Serial` carries.
+pub fn certificate_serial(pem: &str) -> Result<String, WechatError> {
+    use x509_cert::der::DecodePem;
+    let cert = x509_cert::Certificate::from_pem(pem.trim().as_bytes())
+        .map_err(|e| WechatError::Key(format!("certificate: {e}")))?;
+    Ok(cert.tbs_certificate().serial_number().as_bytes().iter().map(|b| format!("{b:02X}")).collect())
+}
+
 /// Public keys that verify signatures, by serial (a WeChat Pay public key id such as `PUB_KEY_ID_…`, or a
 /// platform certificate's serial with the certificate's public key).
 #[derive(Clone, Default)]
@@ -148,9 +156,22 @@ impl PayVerifier {
         PayVerifier::default()
     }
 
-    /// Adds an SPKI PEM public key under its serial.
+    /// Adds a key under its serial: a WeChat Pay public key (`-----BEGIN PUBLIC KEY-----`), or a platform
+    /// certificate (`-----BEGIN CERTIFICATE-----`), whose public key is taken.
     pub fn add_pem(&mut self, serial: &str, pem: &str) -> Result<(), WechatError> {
-        let key = rsa::PublicKey::from_public_key_pem(pem).map_err(|e| WechatError::Key(format!("public key: {e}")))?;
+        let key = if pem.contains("BEGIN CERTIFICATE") {
+            use x509_cert::der::{DecodePem, Encode};
+            let cert = x509_cert::Certificate::from_pem(pem.trim().as_bytes())
+                .map_err(|e| WechatError::Key(format!("platform certificate: {e}")))?;
+            let spki = cert
+                .tbs_certificate()
+                .subject_public_key_info()
+                .to_der()
+                .map_err(|e| WechatError::Key(format!("platform certificate: {e}")))?;
+            rsa::PublicKey::from_public_key_der(&spki).map_err(|e| WechatError::Key(format!("certificate key: {e}")))?
+        } else {
+            rsa::PublicKey::from_public_key_pem(pem).map_err(|e| WechatError::Key(format!("public key: {e}")))?
+        };
         self.keys.push((serial.to_string(), VerifyingKey::new(key)));
         Ok(())
     }
@@ -303,6 +324,35 @@ mod tests {
         v.verify_headers(&k.serial, &sig, "1000000", "nonce", body, 1_000_000 + 299).unwrap();
         assert!(v.verify_headers(&k.serial, &sig, "1000000", "nonce", body, 1_000_000 + 301).is_err());
         assert!(v.verify_headers(&k.serial, &sig, "1000000", "nonce", b"{\"id\":\"2\"}", 1_000_000).is_err());
+    }
+
+    #[test]
+    fn a_platform_certificate_verifies_like_a_public_key() {
+        // A self-signed certificate and its key made with openssl for this test only.
+        let cert = include_str!("../tests/data/platform_cert_test_only.pem");
+        let serial = certificate_serial(cert).unwrap();
+        assert_eq!(serial, "5157F09EFDC096DE15EBE81A47057A7232F1B8E1");
+        let platform =
+            MerchantKey::from_pem(include_str!("../tests/data/platform_key_test_only.pem"), &serial).unwrap();
+        let mut v = PayVerifier::new();
+        v.add_pem(&serial, cert).unwrap();
+        let body = br#"{"id":"EV-1"}"#;
+        let sig = platform.sign(&response_message(1_700_000_000, "n", body));
+        v.verify_headers(&serial, &sig, "1700000000", "n", body, 1_700_000_010).unwrap();
+        assert!(
+            v.verify_headers(
+                &serial,
+                &key().sign(&response_message(1_700_000_000, "n", body)),
+                "1700000000",
+                "n",
+                body,
+                1_700_000_010
+            )
+            .is_err()
+        );
+        assert!(
+            PayVerifier::new().add_pem("x", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").is_err()
+        );
     }
 
     #[test]
