@@ -1626,6 +1626,23 @@ impl Db {
         Ok(r.try_get("count")?)
     }
 
+    /// Claims the periodic job `name` for `owner` until `lease_ms` from now, if no other node holds it: true when
+    /// this node should run it now.
+    pub async fn claim_job(&self, name: &str, owner: &str, lease_ms: i64) -> Result<bool> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "INSERT INTO job_leases (name, owner, lease_until) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE \
+             SET owner = $2, lease_until = $3 WHERE job_leases.lease_until <= $4",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Forgets attempt windows older than `older_than_ms`.
     pub async fn purge_attempts(&self, older_than_ms: i64) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM rate_windows WHERE window_start < $1")

@@ -571,6 +571,13 @@ async fn nodes(db: Db) {
     assert_eq!(db.count_attempt(b"ip-2", 60_000).await.unwrap(), 1, "per key");
     assert_eq!(db.count_attempt(b"ip-1", 0).await.unwrap(), 1, "a window of zero has ended: counting restarts");
     assert_eq!(db.purge_attempts(-60_000).await.unwrap(), 2, "old windows are forgotten");
+
+    // Periodic jobs: one node per period, another when the period is over.
+    let (x, y) = tokio::join!(db.claim_job("reconcile", "node-a", 60_000), db.claim_job("reconcile", "node-b", 60_000));
+    assert_eq!([x.unwrap(), y.unwrap()].iter().filter(|c| **c).count(), 1, "exactly one node runs the job");
+    assert!(db.claim_job("purge", "node-b", 0).await.unwrap(), "another job is free");
+    assert!(db.claim_job("purge", "node-a", 60_000).await.unwrap(), "a period that ended is claimed again");
+    assert!(!db.claim_job("purge", "node-b", 60_000).await.unwrap());
 }
 
 #[tokio::test]

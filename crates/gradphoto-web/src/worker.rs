@@ -104,14 +104,18 @@ pub async fn run(state: AppState) {
     let mut last_reconcile = tokio::time::Instant::now();
     loop {
         deliver_due(&state, &Channels).await;
+        // Every node looks every period; the one that claims the job's lease runs it.
+        let lease = i64::try_from(RECONCILE_EVERY.as_millis()).unwrap_or(i64::MAX);
         if last_reconcile.elapsed() >= RECONCILE_EVERY {
             last_reconcile = tokio::time::Instant::now();
-            let r = crate::wechat::reconcile(&state, None, 60_000).await;
-            if r.asked > 0 {
-                tracing::info!(asked = r.asked, paid = r.paid, failed = r.failed, "payment reconciliation");
+            if state.db.claim_job("reconcile-and-purge", &state.node, lease - 1_000).await.unwrap_or(false) {
+                let r = crate::wechat::reconcile(&state, None, 60_000).await;
+                if r.asked > 0 {
+                    tracing::info!(asked = r.asked, paid = r.paid, failed = r.failed, "payment reconciliation");
+                }
+                let _ = state.db.purge_oauth_states().await;
+                let _ = state.db.purge_attempts(3_600_000).await;
             }
-            let _ = state.db.purge_oauth_states().await;
-            let _ = state.db.purge_attempts(3_600_000).await;
         }
         // Woken at once by a decision, and every few seconds for retries that came due.
         let _ = tokio::time::timeout(Duration::from_secs(5), state.outbox_wake.notified()).await;

@@ -13,3 +13,11 @@ CREATE TABLE rate_windows (
     window_start BIGINT NOT NULL,
     count BIGINT NOT NULL
 );
+
+-- Periodic jobs (payment reconciliation, purges) run on one node per period: the node whose claim of the job's
+-- lease succeeds.
+CREATE TABLE job_leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    lease_until BIGINT NOT NULL
+);
