@@ -188,9 +188,10 @@ pub async fn run_demo(dir: &Path, listen: SocketAddr, service_base: &str) -> Res
     println!("# the fake WeChat servers are at {}; add this to the service's config.toml:\n", fake.base);
     println!("{}", config_block(fake.config(), &dir, &fake.base, service_base.trim_end_matches('/')));
     println!(
-        "# Open the service's pages with a User-Agent containing MMWEBID/<digits> to be that WeChat user, or in any\n\
-         # browser (a cookie then names you). Payments go through {}/__fake/cashier; the messages a user received are at\n\
-         # /__fake/chat?openid=…. Ctrl-C stops.",
+        "# Open the service's pages with a User-Agent containing MicroMessenger (WeChat's browser) and MMWEBID/<digits>\n\
+         # (that WeChat user); without MMWEBID a cookie names you. In a desktop browser, set the agent in the\n\
+         # developer tools' device toolbar. Payments go through {}/__fake/cashier; the messages a user received are\n\
+         # at /__fake/chat?openid=…. Ctrl-C stops.",
         fake.base
     );
     #[cfg(unix)]
