@@ -94,10 +94,35 @@ enum AdminCommand {
         #[arg(long)]
         school: Option<String>,
     },
+    /// 备份数据目录（服务运行时亦可）/ back up the data folder while the service runs: the database snapshot, the
+    /// files its rows name, keys.toml and config.toml, into a new folder that is itself a data folder
+    Backup {
+        /// 目标目录（须为空或不存在）/ the new folder (empty or absent)
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 pub fn admin(args: AdminArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
-    let AdminCommand::Create { username, role, school } = args.command;
+    let (username, role, school) = match args.command {
+        AdminCommand::Create { username, role, school } => (username, role, school),
+        AdminCommand::Backup { to } => {
+            let config = gradphoto_web::Config::load(&data)?;
+            let report =
+                runtime()?.block_on(gradphoto_web::backup::backup(&data, &config, &to)).map_err(anyhow::Error::msg)?;
+            println!(
+                "backed up to {}: the database, {} files ({} bytes); restore with `gradphoto serve --data {}`",
+                to.display(),
+                report.files.files,
+                report.files.bytes,
+                to.display()
+            );
+            for w in report.warnings.iter().chain(report.files.missing.iter()) {
+                eprintln!("note: {w}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let role =
         Role::parse(&role).with_context(|| format!("unknown role {role}: super_admin, school_admin or reviewer"))?;
     let mut password = String::new();

@@ -677,6 +677,13 @@ impl Db {
         Ok(Tx { tx, _guard: guard })
     }
 
+    /// SQLite only: a consistent copy of the whole database into a new file, taken while others write.
+    pub async fn vacuum_into(&self, path: &std::path::Path) -> Result<()> {
+        let path = path.to_str().ok_or(DbError::Url)?.replace('\'', "''");
+        sqlx::query(AssertSqlSafe(format!("VACUUM INTO '{path}'"))).execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -1936,6 +1943,16 @@ impl Db {
     }
 
     /// Every key the metadata names, for recovery and consistency checks.
+    /// A file's row: size and hash, to check a copy against.
+    pub async fn blob_meta(&self, key: &BlobKey) -> Result<BlobMeta> {
+        let r = sqlx::query("SELECT key, bytes, sha256 FROM blobs WHERE key = $1")
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(DbError::NotFound)?;
+        Ok(BlobMeta { key: self::key(r.try_get("key")?)?, bytes: r.try_get("bytes")?, sha256: r.try_get("sha256")? })
+    }
+
     pub async fn blob_keys(&self) -> Result<Vec<BlobKey>> {
         let rows = sqlx::query("SELECT key FROM blobs ORDER BY key").fetch_all(&self.pool).await?;
         rows.iter().map(|r| key(r.try_get("key")?)).collect()

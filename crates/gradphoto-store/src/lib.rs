@@ -7,6 +7,7 @@
 //! Identity-document numbers never reach either in the clear: [`vault::Vault`] encrypts them and gives the keyed
 //! hash they are found by.
 
+pub mod backup;
 pub mod blob;
 pub mod db;
 pub mod ids;

@@ -85,7 +85,15 @@ impl TestServer {
     /// Serves on a listener bound beforehand, for a configuration that must name the service's own address
     /// (WeChat's callback and notification URLs).
     pub async fn start_at(listener: tokio::net::TcpListener, config: gradphoto_web::Config) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), listener, config).await
+    }
+
+    /// Serves the data folder `dir` (a restored backup, say).
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        listener: tokio::net::TcpListener,
+        config: gradphoto_web::Config,
+    ) -> TestServer {
         let state = gradphoto_web::open(dir.path(), config).await.expect("service opens");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let s = state.clone();
