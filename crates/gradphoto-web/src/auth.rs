@@ -77,6 +77,21 @@ pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The client's address: the connection's, or behind a proxy (`behind_proxy`) the last `X-Forwarded-For` entry,
+/// the one our own proxy appended (earlier entries are the client's to forge).
+pub fn client_ip(state: &AppState, headers: &HeaderMap, connection: IpAddr) -> IpAddr {
+    if !state.config.behind_proxy {
+        return connection;
+    }
+    forwarded_client(headers).unwrap_or(connection)
+}
+
+fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
+    // The last header line strictly: an unreadable one must not make an earlier, forgeable line count.
+    let last = headers.get_all("x-forwarded-for").iter().next_back()?.to_str().ok()?;
+    last.rsplit(',').next()?.trim().parse().ok()
+}
+
 /// Counts a sign-in attempt from `ip` and says whether it is within `per_minute`. Counted in the database (under a
 /// keyed hash of the address, never the address itself), so that every node of a service limits alike.
 pub async fn allow_attempt(state: &AppState, ip: IpAddr, per_minute: u32) -> AppResult<bool> {
@@ -284,4 +299,22 @@ fn csrf_refused() -> Response {
         Message::new("页面已过期，请刷新后重试", "the page has expired; reload it and try again"),
     )
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxy_appended_address_is_the_client() {
+        let mut h = HeaderMap::new();
+        assert_eq!(forwarded_client(&h), None);
+        h.append("x-forwarded-for", "6.6.6.6, 10.1.2.3".parse().unwrap());
+        assert_eq!(forwarded_client(&h), Some("10.1.2.3".parse().unwrap()), "the first entry is the client's to forge");
+        h.append("x-forwarded-for", "2001:db8::7".parse().unwrap());
+        assert_eq!(forwarded_client(&h), Some("2001:db8::7".parse().unwrap()));
+        let mut bad = HeaderMap::new();
+        bad.append("x-forwarded-for", "not-an-ip".parse().unwrap());
+        assert_eq!(forwarded_client(&bad), None);
+    }
 }

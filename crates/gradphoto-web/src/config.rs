@@ -48,6 +48,10 @@ pub struct Config {
     pub lockout_minutes: i64,
     /// Login attempts allowed per client address per minute, across accounts. Default 30.
     pub login_rate_per_minute: u32,
+    /// Behind a reverse proxy: take the client's address from the last entry of `X-Forwarded-For` (which the proxy
+    /// appends) instead of the connection's. Default false; set it only when every request comes through the proxy.
+    /// Env `GRADPHOTO_BEHIND_PROXY`.
+    pub behind_proxy: bool,
     /// Photo checks run at once (each takes one core for ~30 ms). Default: the number of cores.
     pub check_workers: Option<usize>,
     /// The seal key ring for registered files (`id:base64[,…]`); default the one in `<data>/keys.toml`.
@@ -177,6 +181,7 @@ impl Default for Config {
             lockout_failures: 5,
             lockout_minutes: 15,
             login_rate_per_minute: 30,
+            behind_proxy: false,
             check_workers: None,
             seal_keys: None,
             wechat: None,
@@ -217,6 +222,9 @@ impl Config {
         }
         if let Some(v) = env_parse("GRADPHOTO_MAX_UPLOAD")? {
             config.max_upload = v;
+        }
+        if let Some(v) = env_parse("GRADPHOTO_BEHIND_PROXY")? {
+            config.behind_proxy = v;
         }
         if let Some(w) = config.wechat.as_mut() {
             if let Some(v) = env_parse::<String>("GRADPHOTO_WECHAT_SECRET")? {

@@ -130,7 +130,9 @@ pub async fn school_login(
     Path(code): Path<String>,
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
-    if !auth::allow_attempt(&state, addr.ip(), state.config.login_rate_per_minute).await? {
+    if !auth::allow_attempt(&state, auth::client_ip(&state, &headers, addr.ip()), state.config.login_rate_per_minute)
+        .await?
+    {
         return Err(auth::too_many());
     }
     let school = state.db.school_by_code(&code).await?;
@@ -205,7 +207,9 @@ pub async fn staff_login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
-    if !auth::allow_attempt(&state, addr.ip(), state.config.login_rate_per_minute).await? {
+    if !auth::allow_attempt(&state, auth::client_ip(&state, &headers, addr.ip()), state.config.login_rate_per_minute)
+        .await?
+    {
         return Err(auth::too_many());
     }
     let ctx = json!({ "action": "/staff/login" });
