@@ -96,3 +96,76 @@ async fn a_backup_taken_under_load_restores_to_a_working_service() {
     let r = s2.post(&format!("/me/photos/{t}/submit"), &[("photo", &draft.to_string())]).await;
     assert_eq!(r.status(), 200, "the restored service goes on");
 }
+
+/// PostgreSQL's own dump tool, from the server the test script installed (the same major version as the server).
+fn pg_tool(name: &str) -> std::path::PathBuf {
+    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path().join("bin").join(name)).filter(|p| p.exists()).collect())
+        .unwrap_or_default();
+    found.sort();
+    found.pop().unwrap_or_else(|| panic!("{name} is missing: scripts/test.sh installs postgresql"))
+}
+
+/// The several-node setup as docs/deployment.md says to back it up: `pg_dump` first, then the bucket's files the dump
+/// names copied to another bucket; `pg_restore` into an empty database; a service on the restored pair works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_and_s3_restore_from_pg_dump_and_a_bucket_copy() {
+    let server = TestServer::start_postgres_s3().await;
+    server.staff("root", Role::SuperAdmin, None).await;
+    let mut root = server.client();
+    assert_eq!(root.login("/staff/login", "root", "root-password").await.0, 200);
+    let school = school(&server, &root, "pgb", "0").await;
+    let r =
+        root.upload(&format!("/admin/schools/{school}/roster"), "roster", "r.csv", roster_csv(1, 1).into_bytes()).await;
+    assert_eq!(r.status(), 200);
+    let id = id_number(1);
+    let mut s1 = server.client();
+    assert_eq!(s1.login("/s/pgb/login", "S00001", &id[id.len() - 6..]).await.0, 200);
+    let t = s1.json("/me").await["types"][0]["id"].as_i64().unwrap();
+    let r = s1.upload(&format!("/me/photos/{t}"), "photo", "a.jpg", approvable_originals()[0].1.clone()).await;
+    let photo = r.json::<serde_json::Value>().await.unwrap()["photo"].as_i64().unwrap().to_string();
+    let r = s1.post(&format!("/me/photos/{t}/submit"), &[("photo", photo.as_str())]).await;
+    let sub = r.json::<serde_json::Value>().await.unwrap()["submission"].as_i64().unwrap();
+    assert_eq!(root.post(&format!("/review/{sub}/approve"), &[("photo", photo.as_str())]).await.status(), 200);
+    let registered = s1.get(&format!("/me/submissions/{sub}/registered.jpg")).await.bytes().await.unwrap();
+
+    // The backup: the database dumped, then the files its rows name copied to another bucket.
+    let source_url = server.state.config.database_url.clone().unwrap();
+    let dump = tempfile::tempdir().unwrap();
+    let file = dump.path().join("gradphoto.dump");
+    let out = std::process::Command::new(pg_tool("pg_dump"))
+        .args(["-Fc", "-d", &source_url, "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+    let target_url = postgres_database().await.unwrap();
+    let out = std::process::Command::new(pg_tool("pg_restore"))
+        .args(["--no-owner", "-d", &target_url])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg_restore: {}", String::from_utf8_lossy(&out.stderr));
+    let restored_db = gradphoto_store::Db::connect(&target_url).await.unwrap();
+    let target_bucket = s3_bucket().await;
+    let from = gradphoto_store::S3Store::open(server.state.config.s3.as_ref().unwrap()).unwrap();
+    let to = gradphoto_store::S3Store::open(&target_bucket).unwrap();
+    let copied = gradphoto_store::backup::copy_files(&restored_db, &from, &to).await.unwrap();
+    assert!(copied.files >= 3 && copied.missing.is_empty(), "{copied:?}");
+    restored_db.close().await;
+
+    // Restore: a service on the restored database and bucket, with the same keys.toml.
+    let data = tempfile::tempdir().unwrap();
+    std::fs::copy(server.dir.path().join("keys.toml"), data.path().join("keys.toml")).unwrap();
+    drop(server);
+    let mut config = common::config();
+    config.database_url = Some(target_url);
+    config.s3 = Some(target_bucket);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let restored = TestServer::start_in(data, listener, config).await;
+    s1.base = restored.base.clone();
+    assert_eq!(s1.login("/s/pgb/login", "S00001", &id[id.len() - 6..]).await.0, 200);
+    assert_eq!(s1.json("/me").await["types"][0]["status"], "approved");
+    let again = s1.get(&format!("/me/submissions/{sub}/registered.jpg")).await.bytes().await.unwrap();
+    assert_eq!(again, registered);
+}

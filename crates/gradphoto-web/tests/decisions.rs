@@ -73,9 +73,8 @@ async fn a_rejection_names_its_rules_and_a_new_upload_goes_back_to_the_queue() {
     // The page in Chinese names the reasons.
     let html = s.student.get_page(&format!("/me/photos/{}", s.type_id)).await.text().await.unwrap();
     assert!(html.contains("背景颜色") && html.contains("请摘掉眼镜"), "{html}");
-    gradphoto_web::worker::deliver_due(&s.server.state, &gradphoto_web::worker::InSite).await;
-    let me = s.student.json("/me").await;
-    assert!(me["notifications"][0]["body"].as_str().unwrap().contains("背景颜色"), "{me}");
+    let me = await_notice(&s.student, |n| n["body"].as_str().is_some_and(|b| b.contains("背景颜色"))).await;
+    assert!(me["notifications"][0]["body"].as_str().unwrap().contains("背景颜色"), "the newest notice: {me}");
 
     let again = upload(&s, 1).await;
     assert_eq!(submit(&s, again).await["submission"].as_i64().unwrap(), sub, "one submission per type");

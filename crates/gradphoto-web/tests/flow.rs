@@ -103,9 +103,8 @@ async fn walk(server: TestServer) {
     // The student sees the result, a notice, and can download the registered file, sealed with their identity.
     let me = student.json("/me").await;
     assert_eq!(me["types"][0]["status"], "approved");
-    gradphoto_web::worker::deliver_due(&server.state, &gradphoto_web::worker::InSite).await;
-    let me = student.json("/me").await;
-    assert_eq!(me["notifications"][0]["title"], "照片审核通过", "{me}");
+    let me = await_notice(&student, |n| n["title"] == "照片审核通过").await;
+    assert_eq!(me["notifications"][0]["title"], "照片审核通过", "the newest notice: {me}");
     let r = student.get(&format!("/me/submissions/{submission}/registered.jpg")).await;
     assert_eq!(r.status(), 200);
     let registered = r.bytes().await.unwrap().to_vec();

@@ -49,6 +49,23 @@ pub async fn postgres_database() -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
+/// A fresh bucket on the server named by `GRADPHOTO_TEST_S3`.
+pub async fn s3_bucket() -> gradphoto_store::S3Config {
+    let endpoint = std::env::var("GRADPHOTO_TEST_S3")
+        .expect("GRADPHOTO_TEST_S3 is not set: run scripts/test.sh (it starts a private S3-compatible server)");
+    let bucket =
+        format!("gp-web-{}", &gradphoto_web::auth::random_token().to_lowercase().replace(['-', '_'], "")[..12]);
+    let r = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.unwrap();
+    assert!(r.status().is_success(), "create bucket: {}", r.status());
+    gradphoto_store::S3Config {
+        endpoint,
+        bucket,
+        region: "us-east-1".into(),
+        access_key_id: None,
+        secret_access_key: None,
+    }
+}
+
 impl TestServer {
     pub async fn start() -> TestServer {
         Self::start_with(config()).await
@@ -61,19 +78,7 @@ impl TestServer {
         c.database_url = Some(postgres_database().await.expect(
             "GRADPHOTO_TEST_POSTGRES is not set: run scripts/test.sh (it starts a private PostgreSQL) or name a server",
         ));
-        let endpoint = std::env::var("GRADPHOTO_TEST_S3")
-            .expect("GRADPHOTO_TEST_S3 is not set: run scripts/test.sh (it starts a private S3-compatible server)");
-        let bucket =
-            format!("gp-web-{}", &gradphoto_web::auth::random_token().to_lowercase().replace(['-', '_'], "")[..12]);
-        let r = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.unwrap();
-        assert!(r.status().is_success(), "create bucket: {}", r.status());
-        c.s3 = Some(gradphoto_store::S3Config {
-            endpoint,
-            bucket,
-            region: "us-east-1".into(),
-            access_key_id: None,
-            secret_access_key: None,
-        });
+        c.s3 = Some(s3_bucket().await);
         Self::start_with(c).await
     }
 
@@ -200,6 +205,21 @@ impl Client {
             .send()
             .await
             .unwrap()
+    }
+}
+
+/// Waits (up to 20 s) until the service's own outbox worker has delivered a notification `want` accepts, and returns
+/// the student's `/me` then. Tests do not deliver themselves: the worker claims rows with a lease, so a test's own
+/// delivery pass may find the row held and return before the worker has written it.
+pub async fn await_notice(c: &Client, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let me = c.json("/me").await;
+        if me["notifications"].as_array().is_some_and(|n| n.iter().any(&want)) {
+            return me;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "no such notice delivered: {me}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
