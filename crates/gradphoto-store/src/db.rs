@@ -584,6 +584,8 @@ fn outbox_row(r: &AnyRow) -> Result<OutboxItem> {
     })
 }
 
+const OUTBOX_COLUMNS: &str = "id, student_id, channel, kind, title, body, payload, attempts";
+
 const PAYMENT_COLUMNS: &str = "p.id, p.student_id, p.amount_cents, p.provider, p.status, p.reference, \
      p.out_trade_no, p.prepay_id, p.prepay_expires_at, p.transaction_id, p.refund_no, p.created_at, p.paid_at, \
      p.refunded_at";
@@ -1575,10 +1577,10 @@ async fn release_unpaid(tx: &mut Tx<'_>, student: StudentId, notice: &Notice<'_>
 
 impl Db {
     pub async fn due_outbox(&self, limit: i64) -> Result<Vec<OutboxItem>> {
-        let rows = sqlx::query(
-            "SELECT id, student_id, channel, kind, title, body, payload, attempts FROM outbox \
-             WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox \
+             WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2"
+        )))
         .bind(now_ms())
         .bind(limit)
         .fetch_all(&self.pool)
@@ -1598,7 +1600,7 @@ impl Db {
         let sql = format!(
             "UPDATE outbox SET lease_until = $1, lease_owner = $2 WHERE id IN (SELECT id FROM outbox \
              WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $3 AND lease_until <= $3 \
-             ORDER BY id LIMIT $4{lock}) RETURNING id, student_id, channel, kind, title, body, payload, attempts"
+             ORDER BY id LIMIT $4{lock}) RETURNING {OUTBOX_COLUMNS}"
         );
         let mut tx = self.begin().await?;
         let rows = sqlx::query(AssertSqlSafe(sql))
@@ -1660,21 +1662,18 @@ impl Db {
     }
 
     pub async fn outbox_item(&self, id: OutboxId) -> Result<OutboxItem> {
-        let r = sqlx::query(
-            "SELECT id, student_id, channel, kind, title, body, payload, attempts FROM outbox WHERE id = $1",
-        )
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await?;
+        let r = sqlx::query(AssertSqlSafe(format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = $1")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
         outbox_row(&r.ok_or(DbError::NotFound)?)
     }
 
     /// A student's undelivered rows on every channel (dead letters included), oldest first.
     pub async fn outbox_of_student(&self, student: StudentId) -> Result<Vec<OutboxItem>> {
-        let rows = sqlx::query(
-            "SELECT id, student_id, channel, kind, title, body, payload, attempts FROM outbox \
-             WHERE student_id = $1 AND delivered_at IS NULL ORDER BY id",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE student_id = $1 AND delivered_at IS NULL ORDER BY id"
+        )))
         .bind(student.0)
         .fetch_all(&self.pool)
         .await?;
@@ -1777,10 +1776,9 @@ impl Db {
 
     /// A student's rows on every channel, delivered or not, oldest first.
     pub async fn outbox_all_of_student(&self, student: StudentId) -> Result<Vec<OutboxItem>> {
-        let rows = sqlx::query(
-            "SELECT id, student_id, channel, kind, title, body, payload, attempts FROM outbox WHERE student_id = $1 \
-             ORDER BY id",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE student_id = $1 ORDER BY id"
+        )))
         .bind(student.0)
         .fetch_all(&self.pool)
         .await?;

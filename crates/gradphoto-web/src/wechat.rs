@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gradphoto_core::Message;
-use gradphoto_store::db::{BindOutcome, Confirm, Notice, OutboxItem, PayStatus, Payment, Student};
+use gradphoto_store::db::{BindOutcome, Confirm, OutboxItem, PayStatus, Payment, Student};
 use gradphoto_store::{PaymentId, SchoolId, StudentId, now_ms};
 use gradphoto_wechat::pay::{Amount, JsapiOrder, JsapiParams, Payer, RefundAmount, RefundRequest, Transaction};
 use gradphoto_wechat::sign::{ApiV3Key, MerchantKey, PayVerifier};
@@ -28,7 +28,7 @@ use serde_json::json;
 
 use crate::auth::{self, PRE_COOKIE, StaffSession, StudentSession};
 use crate::config::{TemplateConfig, WechatConfig};
-use crate::error::{AppError, AppResult, done, wants_json};
+use crate::error::{AppError, AppResult, done};
 use crate::state::AppState;
 use crate::worker::Delivery;
 
@@ -109,10 +109,6 @@ pub fn cookie_openid(state: &AppState, headers: &HeaderMap) -> Option<String> {
     (expires.parse::<i64>().ok()? > now_ms() && !openid.is_empty()).then(|| openid.to_string())
 }
 
-fn short_hash(s: &str) -> Vec<u8> {
-    auth::token_hash(s)
-}
-
 /// Sends the browser to WeChat's authorize page with a fresh single-use state tied to its pre-session cookie.
 pub async fn authorise(
     state: &AppState,
@@ -123,7 +119,10 @@ pub async fn authorise(
     let Some(wx) = &state.wechat else { return Err(AppError::NotFound) };
     let pre = auth::cookie(headers, PRE_COOKIE).unwrap_or_else(auth::random_token);
     let st = gradphoto_wechat::random_alnum(32);
-    state.db.create_oauth_state(&short_hash(&st), &short_hash(&pre), school_code, attempt, now_ms() + STATE_MS).await?;
+    state
+        .db
+        .create_oauth_state(&auth::token_hash(&st), &auth::token_hash(&pre), school_code, attempt, now_ms() + STATE_MS)
+        .await?;
     let url =
         oauth::authorize_url(&wx.config.open_base, &wx.config.appid, &wx.url("/wechat/oauth"), oauth::SCOPE_BASE, &st);
     let cookie = auth::set_cookie(PRE_COOKIE, &pre, 3600, state.config.cookie_secure);
@@ -157,7 +156,7 @@ pub async fn oauth_callback(
         return Err(expired_link());
     };
     // Single use, and only in the browser that started it: a state replayed or carried to another browser fails.
-    let Some(started) = state.db.take_oauth_state(&short_hash(st), &short_hash(&pre)).await? else {
+    let Some(started) = state.db.take_oauth_state(&auth::token_hash(st), &auth::token_hash(&pre)).await? else {
         return Err(expired_link());
     };
     let school = started.school_code.clone();
@@ -471,10 +470,6 @@ pub async fn pay_start(State(state): State<AppState>, headers: HeaderMap, s: Stu
     Ok(axum::Json(json!({ "jsapi": params, "amount_fen": school.fee_cents })).into_response())
 }
 
-fn submitted_notice() -> Notice<'static> {
-    crate::student::SUBMITTED
-}
-
 /// Applies what WeChat Pay says of an order (from a notification or a query). Returns whether it became paid now.
 async fn apply_transaction(
     state: &AppState,
@@ -491,7 +486,7 @@ async fn apply_transaction(
             let txid = t.transaction_id.clone().unwrap_or_default();
             let outcome = state
                 .db
-                .confirm_payment(&t.out_trade_no, &txid, total, &submitted_notice())
+                .confirm_payment(&t.out_trade_no, &txid, total, &crate::student::SUBMITTED)
                 .await
                 .map_err(|e| PayRefusal::Internal(e.to_string()))?;
             if let Confirm::Paid(student) = &outcome {
@@ -750,8 +745,4 @@ pub fn authorisation_required() -> AppError {
             "open the service from the official account's menu to sign in",
         ),
     )
-}
-
-pub fn wants_page() -> bool {
-    !wants_json()
 }
