@@ -184,8 +184,9 @@ impl Client {
     async fn upload(&self, path: &str, field: &str, bytes: Vec<u8>) -> Answer {
         let part = reqwest::multipart::Part::bytes(bytes).file_name("IMG_0001.JPG");
         let form = reqwest::multipart::Form::new().part(field.to_string(), part);
+        // The full report, as the test checks it: wait for the check queue.
         let r = self.http.post(self.url(path)).header("accept", "application/json").header("x-csrf-token", &self.csrf);
-        answer(r.multipart(form).send()).await
+        answer(r.header("prefer", "wait=60").multipart(form).send()).await
     }
 }
 
@@ -460,7 +461,7 @@ async fn named_keys(data: &Path) -> HashSet<String> {
 
 async fn published_keys(data: &Path) -> HashSet<String> {
     let store = LocalStore::open(data.join("store")).await.unwrap();
-    store.published().await.unwrap().iter().map(|k| k.to_string()).collect()
+    store.published().await.unwrap().iter().map(|l| l.key.to_string()).collect()
 }
 
 /// What a kill left on disk, read before the restart (the server is dead).

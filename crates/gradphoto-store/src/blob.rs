@@ -53,6 +53,14 @@ impl std::fmt::Display for BlobKey {
     }
 }
 
+/// A key found by listing the store, with its file's last-modified time (ms since the Unix epoch): recovery leaves
+/// young files alone, since another live node may be between writing one and committing its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: BlobKey,
+    pub modified_ms: i64,
+}
+
 /// SHA-256 in hex, kept with each blob's row so a damaged file is noticed.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -70,10 +78,10 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, key: &BlobKey) -> Result<Vec<u8>, BlobError>;
     /// Removes a published file; absent is a success.
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError>;
-    /// Keys staged and not yet published or discarded.
-    async fn staged(&self) -> Result<Vec<BlobKey>, BlobError>;
-    /// Keys published.
-    async fn published(&self) -> Result<Vec<BlobKey>, BlobError>;
+    /// Keys staged and not yet published or discarded, sorted by key.
+    async fn staged(&self) -> Result<Vec<Listed>, BlobError>;
+    /// Keys published, sorted by key.
+    async fn published(&self) -> Result<Vec<Listed>, BlobError>;
 }
 
 /// Files under one folder: `staging/<key>` and `objects/<2 hex>/<key>`.
@@ -173,7 +181,7 @@ impl BlobStore for LocalStore {
         remove_if_present(&self.object_path(key)).await
     }
 
-    async fn staged(&self) -> Result<Vec<BlobKey>, BlobError> {
+    async fn staged(&self) -> Result<Vec<Listed>, BlobError> {
         let mut keys = Vec::new();
         let mut dir = tokio::fs::read_dir(self.root.join("staging")).await?;
         while let Some(entry) = dir.next_entry().await? {
@@ -184,15 +192,20 @@ impl BlobStore for LocalStore {
                 let _ = tokio::fs::remove_file(entry.path()).await;
                 continue;
             }
-            if let Ok(k) = BlobKey::parse(&name) {
-                keys.push(k);
+            if let Ok(key) = BlobKey::parse(&name) {
+                match modified_ms(&entry.path()).await {
+                    Ok(modified_ms) => keys.push(Listed { key, modified_ms }),
+                    // Published or discarded since the directory was read.
+                    Err(BlobError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
-        keys.sort();
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(keys)
     }
 
-    async fn published(&self) -> Result<Vec<BlobKey>, BlobError> {
+    async fn published(&self) -> Result<Vec<Listed>, BlobError> {
         let mut keys = Vec::new();
         let mut shards = tokio::fs::read_dir(self.root.join("objects")).await?;
         while let Some(shard) = shards.next_entry().await? {
@@ -201,14 +214,28 @@ impl BlobStore for LocalStore {
             }
             let mut dir = tokio::fs::read_dir(shard.path()).await?;
             while let Some(entry) = dir.next_entry().await? {
-                if let Ok(k) = BlobKey::parse(&entry.file_name().to_string_lossy()) {
-                    keys.push(k);
+                if let Ok(key) = BlobKey::parse(&entry.file_name().to_string_lossy()) {
+                    match modified_ms(&entry.path()).await {
+                        Ok(modified_ms) => keys.push(Listed { key, modified_ms }),
+                        // Deleted since the directory was read.
+                        Err(BlobError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
-        keys.sort();
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(keys)
     }
+}
+
+/// A file's mtime in ms since the Unix epoch (negative before it).
+async fn modified_ms(path: &Path) -> Result<i64, BlobError> {
+    let t = tokio::fs::metadata(path).await?.modified()?;
+    Ok(match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    })
 }
 
 async fn remove_if_present(path: &Path) -> Result<(), BlobError> {
@@ -229,13 +256,17 @@ mod tests {
         let store = LocalStore::open(dir.path()).await.unwrap();
         let key = BlobKey::new("original");
         store.stage(&key, b"jpeg").await.unwrap();
-        assert_eq!(store.staged().await.unwrap(), vec![key.clone()]);
+        let staged = store.staged().await.unwrap();
+        assert_eq!(staged.iter().map(|l| &l.key).collect::<Vec<_>>(), vec![&key]);
+        let age = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+            - staged[0].modified_ms;
+        assert!((-5_000..60_000).contains(&age), "the listed time is the file's: {age} ms old");
         assert!(store.published().await.unwrap().is_empty());
         assert_eq!(store.get(&key).await.unwrap(), b"jpeg", "a committed row may be read before publishing");
         store.publish(&key).await.unwrap();
         store.publish(&key).await.unwrap();
         assert!(store.staged().await.unwrap().is_empty());
-        assert_eq!(store.published().await.unwrap(), vec![key.clone()]);
+        assert_eq!(store.published().await.unwrap().iter().map(|l| &l.key).collect::<Vec<_>>(), vec![&key]);
         store.delete(&key).await.unwrap();
         assert!(matches!(store.get(&key).await, Err(BlobError::NotFound)));
         store.delete(&key).await.unwrap();

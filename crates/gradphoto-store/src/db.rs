@@ -220,6 +220,18 @@ pub struct Photo {
     #[serde(skip)]
     pub report: String,
     pub uploaded_at: i64,
+    /// When the full check ended; `None` while it is queued or running (the report holds the file rules only).
+    pub checked_at: Option<i64>,
+    /// How many times a check worker claimed this photo.
+    #[serde(skip)]
+    pub check_claims: i64,
+}
+
+impl Photo {
+    /// True while the full check is queued or running.
+    pub fn checking(&self) -> bool {
+        self.checked_at.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -547,6 +559,8 @@ fn photo_row(r: &AnyRow) -> Result<Photo> {
         failing: r.try_get("failing")?,
         report: r.try_get("report")?,
         uploaded_at: r.try_get("uploaded_at")?,
+        checked_at: r.try_get("checked_at")?,
+        check_claims: r.try_get("check_claims")?,
     })
 }
 
@@ -1223,6 +1237,17 @@ pub struct NewPhoto {
     pub verdict: String,
     pub failing: String,
     pub report: String,
+    /// False: the report holds the file rules only and the full check is queued (`Db::claim_check`).
+    pub checked: bool,
+}
+
+/// What a finished check writes over the queued photo's row.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub annotated: Option<BlobMeta>,
+    pub verdict: String,
+    pub failing: String,
+    pub report: String,
 }
 
 impl Db {
@@ -1236,7 +1261,7 @@ impl Db {
         }
         let row = sqlx::query(
             "INSERT INTO photos (student_id, photo_type_id, original_key, annotated_key, verdict, failing, report, \
-             uploaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+             uploaded_at, checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(p.student.0)
         .bind(p.photo_type.0)
@@ -1246,6 +1271,7 @@ impl Db {
         .bind(&p.failing)
         .bind(&p.report)
         .bind(now_ms())
+        .bind(p.checked.then(now_ms))
         .fetch_one(&mut *tx.tx)
         .await?;
         let photo = PhotoId(row.try_get("id")?);
@@ -1268,6 +1294,76 @@ impl Db {
         delete_blob_rows(&mut tx, &replaced).await?;
         tx.commit().await?;
         Ok(Uploaded { photo, replaced })
+    }
+
+    /// Claims the oldest queued check no live lease holds, for `owner` until `lease_ms` from now (PostgreSQL's
+    /// `FOR UPDATE SKIP LOCKED`, SQLite's single writer): checks run in arrival order on every node, and a node
+    /// that dies leaves its claims to expire.
+    pub async fn claim_check(&self, owner: &str, lease_ms: i64) -> Result<Option<Photo>> {
+        let now = now_ms();
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE photos SET check_lease_until = $1, check_owner = $2, check_claims = check_claims + 1 \
+             WHERE id = (SELECT id FROM photos WHERE checked_at IS NULL AND check_lease_until <= $3 \
+             ORDER BY id LIMIT 1{lock}) RETURNING *"
+        );
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(now + lease_ms)
+            .bind(owner)
+            .bind(now)
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        tx.commit().await?;
+        row.as_ref().map(photo_row).transpose()
+    }
+
+    /// Writes a finished check over its queued photo. False, with nothing written, when the photo is gone
+    /// (replaced meanwhile) or was finished already (by another node after this one's lease ran out): the
+    /// caller then discards its annotated file.
+    pub async fn complete_check(&self, photo: PhotoId, r: &CheckResult) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        if let Some(a) = &r.annotated {
+            insert_blob(&mut tx, "annotated", a).await?;
+        }
+        let done = sqlx::query(
+            "UPDATE photos SET annotated_key = $1, verdict = $2, failing = $3, report = $4, checked_at = $5 \
+             WHERE id = $6 AND checked_at IS NULL",
+        )
+        .bind(r.annotated.as_ref().map(|a| a.key.as_str().to_string()))
+        .bind(&r.verdict)
+        .bind(&r.failing)
+        .bind(&r.report)
+        .bind(now_ms())
+        .bind(photo.0)
+        .execute(&mut *tx.tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The photo's place in the check queue: 1 when it is next (or running), 0 when checked or gone.
+    pub async fn check_place(&self, photo: PhotoId) -> Result<i64> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n FROM photos WHERE checked_at IS NULL AND id <= $1 \
+             AND EXISTS (SELECT 1 FROM photos WHERE id = $1 AND checked_at IS NULL)",
+        )
+        .bind(photo.0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(r.try_get("n")?)
+    }
+
+    /// Checks queued or running, on every node.
+    pub async fn checks_pending(&self) -> Result<i64> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM photos WHERE checked_at IS NULL").fetch_one(&self.pool).await?;
+        Ok(r.try_get("n")?)
     }
 
     pub async fn photo(&self, id: PhotoId) -> Result<Photo> {

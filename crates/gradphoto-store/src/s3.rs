@@ -10,7 +10,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::Deserialize;
 
-use crate::blob::{BlobError, BlobKey, BlobStore};
+use crate::blob::{BlobError, BlobKey, BlobStore, Listed};
 
 /// Where the bucket is. Credentials may be left out for a service that needs none (a test server).
 #[derive(Clone, Deserialize)]
@@ -72,12 +72,18 @@ impl S3Store {
         Ok(S3Store { s3: b.build().map_err(io)? })
     }
 
-    async fn keys(&self, prefix: &str) -> Result<Vec<BlobKey>, BlobError> {
+    async fn keys(&self, prefix: &str) -> Result<Vec<Listed>, BlobError> {
         let prefix = Path::from(prefix);
         let metas: Vec<object_store::ObjectMeta> = self.s3.list(Some(&prefix)).try_collect().await.map_err(io)?;
-        let mut keys: Vec<BlobKey> =
-            metas.iter().filter_map(|m| m.location.filename().and_then(|n| BlobKey::parse(n).ok())).collect();
-        keys.sort();
+        let mut keys: Vec<Listed> = metas
+            .iter()
+            .filter_map(|m| {
+                let key = BlobKey::parse(m.location.filename()?).ok()?;
+                // The server's clock: a copy (publish) gets a fresh time, which is what recovery's grace needs.
+                Some(Listed { key, modified_ms: m.last_modified.timestamp_millis() })
+            })
+            .collect();
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(keys)
     }
 }
@@ -125,11 +131,11 @@ impl BlobStore for S3Store {
         ignore_missing(self.s3.delete(&object_path(key)).await).await
     }
 
-    async fn staged(&self) -> Result<Vec<BlobKey>, BlobError> {
+    async fn staged(&self) -> Result<Vec<Listed>, BlobError> {
         self.keys("staging").await
     }
 
-    async fn published(&self) -> Result<Vec<BlobKey>, BlobError> {
+    async fn published(&self) -> Result<Vec<Listed>, BlobError> {
         self.keys("objects").await
     }
 }

@@ -127,6 +127,7 @@ async fn repository(db: Db) {
         verdict: "pass".into(),
         failing: if tag == "b" { "background.color".into() } else { String::new() },
         report: "{}".into(),
+        checked: true,
     };
     let first = db.record_upload(&up("a")).await.unwrap();
     let second = db.record_upload(&up("b")).await.unwrap();
@@ -229,6 +230,7 @@ async fn recovery_publishes_discards_and_reports() {
         verdict: "pass".into(),
         failing: String::new(),
         report: "{}".into(),
+        checked: true,
     };
     db.record_upload(&photo).await.unwrap();
     // Staged, never committed (crash before the commit).
@@ -238,14 +240,87 @@ async fn recovery_publishes_discards_and_reports() {
     let orphan = BlobKey::new("annotated");
     store.stage(&orphan, b"orphan").await.unwrap();
     store.publish(&orphan).await.unwrap();
-    let r = recover(&db, &store).await.unwrap();
+    let r = recover(&db, &store, 0).await.unwrap();
     assert_eq!((r.published, r.discarded, r.orphans_removed, r.missing.len()), (1, 1, 1, 0));
-    assert_eq!(store.published().await.unwrap(), vec![committed.key.clone()]);
+    assert_eq!(
+        store.published().await.unwrap().into_iter().map(|l| l.key).collect::<Vec<_>>(),
+        vec![committed.key.clone()]
+    );
     assert!(store.staged().await.unwrap().is_empty());
     // A second pass finds nothing to do; a file deleted behind our back is reported, not hidden.
     store.delete(&committed.key).await.unwrap();
-    let r = recover(&db, &store).await.unwrap();
+    let r = recover(&db, &store, 0).await.unwrap();
     assert_eq!(r.missing, vec![committed.key.to_string()]);
+}
+
+/// Several nodes share the rows and the store: a node starting up leaves unnamed files younger than the grace alone
+/// (another node may be about to commit the staged one, or may just have published the other), while a named
+/// staged file is published at any age. With no grace (every node stopped) the unnamed files go.
+async fn recovery_leaves_young_files(db: Db, store: &dyn BlobStore) {
+    let school = school(&db, "g", "g").await;
+    let vault = Vault::from_base64(&Vault::generate_key(), &Vault::generate_key()).unwrap();
+    db.import_students(school, &[roster_row(&vault, "1", "n", "1")]).await.unwrap();
+    let student = db.student_by_no(school, "1").await.unwrap().unwrap();
+    let t = db.photo_types(school).await.unwrap()[0].id;
+    let committed = blob("original", b"committed");
+    store.stage(&committed.key, b"committed").await.unwrap();
+    let photo = NewPhoto {
+        student: student.id,
+        photo_type: t,
+        original: committed.clone(),
+        annotated: None,
+        verdict: "pass".into(),
+        failing: String::new(),
+        report: "{}".into(),
+        checked: true,
+    };
+    db.record_upload(&photo).await.unwrap();
+    let in_flight = BlobKey::new("original");
+    store.stage(&in_flight, b"in flight").await.unwrap();
+    let just_published = BlobKey::new("annotated");
+    store.stage(&just_published, b"just published").await.unwrap();
+    store.publish(&just_published).await.unwrap();
+    let keys = |v: Vec<gradphoto_store::blob::Listed>| v.into_iter().map(|l| l.key).collect::<Vec<_>>();
+
+    // An hour of grace: the fresh unnamed files are someone else's, the named one is published.
+    let r = recover(&db, store, 3_600_000).await.unwrap();
+    assert_eq!((r.published, r.discarded, r.orphans_removed, r.young_left, r.missing.len()), (1, 0, 0, 2, 0));
+    assert_eq!(keys(store.staged().await.unwrap()), vec![in_flight.clone()]);
+    let mut published = vec![committed.key.clone(), just_published.clone()];
+    published.sort();
+    assert_eq!(keys(store.published().await.unwrap()), published);
+
+    // No grace: nothing can be in flight, so both go and the named file stays.
+    let r = recover(&db, store, 0).await.unwrap();
+    assert_eq!((r.published, r.discarded, r.orphans_removed, r.young_left, r.missing.len()), (0, 1, 1, 0, 0));
+    assert!(store.staged().await.unwrap().is_empty());
+    assert_eq!(keys(store.published().await.unwrap()), vec![committed.key.clone()]);
+}
+
+#[tokio::test]
+async fn recovery_leaves_young_files_on_sqlite_and_disk() {
+    let (db, dir) = sqlite().await;
+    let store = LocalStore::open(dir.path().join("store")).await.unwrap();
+    recovery_leaves_young_files(db, &store).await;
+}
+
+#[tokio::test]
+async fn recovery_leaves_young_files_on_postgres_and_s3() {
+    let endpoint = std::env::var("GRADPHOTO_TEST_S3")
+        .expect("GRADPHOTO_TEST_S3 is not set: run scripts/test.sh (it starts a private S3-compatible server)");
+    let bucket = format!("gp-{}", &BlobKey::new("t").as_str()[2..18]);
+    // CreateBucket is a plain PUT on the bucket's path; the test server takes unsigned requests.
+    let r = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.unwrap();
+    assert!(r.status().is_success(), "create bucket: {}", r.status());
+    let store = gradphoto_store::S3Store::open(&gradphoto_store::S3Config {
+        endpoint,
+        bucket,
+        region: "us-east-1".into(),
+        access_key_id: None,
+        secret_access_key: None,
+    })
+    .unwrap();
+    recovery_leaves_young_files(postgres().await, &store).await;
 }
 
 /// Two admins (or one double-clicking) import the same roster at once: both succeed, every student exists once,
@@ -375,6 +450,7 @@ async fn wechat(db: Db) {
         verdict: "pass".into(),
         failing: String::new(),
         report: "{}".into(),
+        checked: true,
     };
     let submitted =
         Notice { kind: "submitted", title: "已提交", body: "等待审核", payload: r#"{"kind":"submitted"}"# };
@@ -533,6 +609,7 @@ async fn nodes(db: Db) {
             verdict: "pass".into(),
             failing: String::new(),
             report: "{}".into(),
+            checked: true,
         };
         let photo = db.photo(db.record_upload(&up).await.unwrap().photo).await.unwrap();
         db.submit(&photo, true, &notice("submitted")).await.unwrap();

@@ -52,8 +52,18 @@ pub struct Config {
     /// appends) instead of the connection's. Default false; set it only when every request comes through the proxy.
     /// Env `GRADPHOTO_BEHIND_PROXY`.
     pub behind_proxy: bool,
-    /// Photo checks run at once (each takes one core for ~30 ms). Default: the number of cores.
+    /// Photo checks run at once on this node (each takes one core for ~50 ms). Default: the number of cores. 0:
+    /// this node answers pages and uploads and leaves the checks to the other nodes.
     pub check_workers: Option<usize>,
+    /// Upload bodies read at once; later ones wait before a byte is read, so a burst of uploads cannot take the
+    /// memory and the cores that pages need (a proxy in front buffers bodies, so each read is quick). Default 8;
+    /// env `GRADPHOTO_UPLOAD_BODIES`.
+    pub upload_bodies: usize,
+    /// Start-up recovery leaves unnamed files (staged without a row, published without one) younger than this many
+    /// seconds alone: on a shared database and bucket they may be another live node's write in flight. Default 0 on
+    /// SQLite (one node), 600 on PostgreSQL; set 0 after stopping every node to sweep everything. Env
+    /// `GRADPHOTO_RECOVERY_GRACE_SECS`.
+    pub recovery_grace_secs: Option<u64>,
     /// The seal key ring for registered files (`id:base64[,…]`); default the one in `<data>/keys.toml`.
     pub seal_keys: Option<String>,
     /// The photo partner's WeChat official account (`[wechat]`): sign-in and binding, template messages, and
@@ -183,6 +193,8 @@ impl Default for Config {
             login_rate_per_minute: 30,
             behind_proxy: false,
             check_workers: None,
+            upload_bodies: 8,
+            recovery_grace_secs: None,
             seal_keys: None,
             wechat: None,
         }
@@ -223,8 +235,14 @@ impl Config {
         if let Some(v) = env_parse("GRADPHOTO_MAX_UPLOAD")? {
             config.max_upload = v;
         }
+        if let Some(v) = env_parse("GRADPHOTO_UPLOAD_BODIES")? {
+            config.upload_bodies = v;
+        }
         if let Some(v) = env_parse("GRADPHOTO_BEHIND_PROXY")? {
             config.behind_proxy = v;
+        }
+        if let Some(v) = env_parse("GRADPHOTO_RECOVERY_GRACE_SECS")? {
+            config.recovery_grace_secs = Some(v);
         }
         if let Some(w) = config.wechat.as_mut() {
             if let Some(v) = env_parse::<String>("GRADPHOTO_WECHAT_SECRET")? {
@@ -249,8 +267,15 @@ impl Config {
         self.models_dir.clone().unwrap_or_else(|| data.to_path_buf())
     }
 
+    /// Start-up recovery's grace in ms. On PostgreSQL other nodes may be writing, so by default ten minutes (far
+    /// above a stage-to-commit gap); SQLite is one node by definition, so nothing can be in flight.
+    pub fn recovery_grace_ms(&self, backend_is_postgres: bool) -> i64 {
+        let secs = self.recovery_grace_secs.unwrap_or(if backend_is_postgres { 600 } else { 0 });
+        i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
     pub fn check_workers(&self) -> usize {
-        self.check_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1)
+        self.check_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
     }
 }
 
@@ -266,6 +291,9 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         assert!(!c.cookie_secure);
         assert_eq!(c.lockout_failures, 5);
+        assert_eq!((c.recovery_grace_ms(false), c.recovery_grace_ms(true)), (0, 600_000));
+        let c = Config { recovery_grace_secs: Some(0), ..c };
+        assert_eq!(c.recovery_grace_ms(true), 0, "set explicitly, it holds on PostgreSQL too");
         std::fs::write(dir.path().join("config.toml"), "lisen = \"0.0.0.0:9000\"\n").unwrap();
         assert!(Config::load(dir.path()).is_err());
     }

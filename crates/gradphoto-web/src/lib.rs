@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod backup;
+pub mod checks;
 pub mod config;
 pub mod error;
 pub mod pay;
@@ -68,12 +69,15 @@ pub async fn open(data: &Path, config: Config) -> Result<AppState, StartError> {
         Some(s3) => Arc::new(S3Store::open(s3)?),
         None => Arc::new(LocalStore::open(config.store_dir(data)).await?),
     };
-    let recovery = gradphoto_store::recover::recover(&db, store.as_ref()).await?;
-    if recovery.published + recovery.discarded + recovery.orphans_removed > 0 || !recovery.missing.is_empty() {
+    let grace_ms = config.recovery_grace_ms(db.backend() == gradphoto_store::db::Backend::Postgres);
+    let recovery = gradphoto_store::recover::recover(&db, store.as_ref(), grace_ms).await?;
+    let found = recovery.published + recovery.discarded + recovery.orphans_removed + recovery.young_left;
+    if found > 0 || !recovery.missing.is_empty() {
         tracing::warn!(
             published = recovery.published,
             discarded = recovery.discarded,
             orphans = recovery.orphans_removed,
+            young_left = recovery.young_left,
             missing = recovery.missing.len(),
             "recovered unfinished writes"
         );
@@ -101,9 +105,14 @@ pub async fn open(data: &Path, config: Config) -> Result<AppState, StartError> {
         models: Arc::new(models),
         views: views::Views::new(),
         node: format!("node-{}", &auth::random_token()[..12]),
-        cpu: Arc::new(tokio::sync::Semaphore::new(workers)),
+        // Approvals normalise on this node even when it runs no checks.
+        cpu: Arc::new(tokio::sync::Semaphore::new(workers.max(1))),
         payments: Arc::new(pay::Offline),
         outbox_wake: tokio::sync::Notify::new(),
+        check_wake: tokio::sync::Notify::new(),
+        // Waiters filter by photo id; one that falls behind reads its row again, so the capacity is not critical.
+        checked: tokio::sync::broadcast::channel(1024).0,
+        upload_bodies: Arc::new(tokio::sync::Semaphore::new(config.upload_bodies.max(1))),
         wechat,
         config,
     })))
@@ -125,6 +134,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/me/photos/{type}") => get(student::photo_page),
         ("POST", "/me/photos/{type}") => post(student::upload),
         ("POST", "/me/photos/{type}/submit") => post(student::submit),
+        ("GET", "/me/photos/{type}/check") => get(student::check_status),
         ("GET", "/me/photo/{photo}/{file}") => get(student::photo_image),
         ("GET", "/me/submissions/{submission}/registered.jpg") => get(student::registered_image),
         ("GET", "/me/pay") => get(student::pay_page),
@@ -225,9 +235,12 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
     res
 }
 
-/// Serves until the process is stopped, with the outbox worker beside it.
+/// Serves until the process is stopped, with the outbox worker and one check worker per core beside it.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     tokio::spawn(worker::run(state.clone()));
+    for _ in 0..state.config.check_workers() {
+        tokio::spawn(checks::run(state.clone()));
+    }
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
 }

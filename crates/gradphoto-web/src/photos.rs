@@ -1,6 +1,6 @@
-//! Checking an upload and turning reports into what pages show. The check and the drawing of the annotated
-//! picture run on the blocking pool, at most one per core at a time (a burst waits its turn rather than slowing
-//! every check down).
+//! Checking an upload and turning reports into what pages show. The file rules answer the upload at once; the full
+//! check and the drawing of the annotated picture run later on the blocking pool (`crate::checks` queues them), at
+//! most one per core at a time, so a burst waits its turn rather than slowing every check down.
 
 use std::sync::Arc;
 
@@ -35,15 +35,37 @@ pub struct CheckedUpload {
     pub report: Report,
     /// The annotated picture as JPEG and its SHA-256, when the pixels could be decoded.
     pub annotated: Option<(Vec<u8>, String)>,
+}
+
+/// What the upload's answer says before the full check: the file rules, read from the container and metadata.
+pub struct FileChecked {
+    pub report: Report,
     /// SHA-256 of the original. Hashed here, on the blocking pool: 2 MB of hashing on an async worker would hold up
     /// the pages it serves.
     pub original_sha256: String,
 }
 
-/// Runs the full check of an upload.
+fn check_options(state: &AppState) -> CheckOptions {
+    CheckOptions { models: Some(state.models.clone()), ..CheckOptions::default() }
+}
+
+/// The file rules alone (no pixel decoded: a few milliseconds), for the upload's immediate answer. Not bound by
+/// the cores' permits: it must not wait behind a burst's full checks.
+pub async fn check_file(state: &AppState, bytes: Arc<Vec<u8>>, school: &School) -> AppResult<FileChecked> {
+    let profile = upload_profile(school);
+    let options = check_options(state);
+    tokio::task::spawn_blocking(move || FileChecked {
+        report: gradphoto_core::check::check_file("upload.jpg", &bytes, &profile, &options),
+        original_sha256: sha256_hex(&bytes),
+    })
+    .await
+    .map_err(AppError::internal)
+}
+
+/// Runs the full check of an upload and draws its annotated picture.
 pub async fn check_upload(state: &AppState, bytes: Arc<Vec<u8>>, school: &School) -> AppResult<CheckedUpload> {
     let profile = upload_profile(school);
-    let options = CheckOptions { models: Some(state.models.clone()), ..CheckOptions::default() };
+    let options = check_options(state);
     let permit = state.cpu.clone().acquire_owned().await.map_err(AppError::internal)?;
     tokio::task::spawn_blocking(move || {
         // The permit lives as long as the work: a request dropped mid-check (the phone gave up) must not free a
@@ -58,7 +80,7 @@ pub async fn check_upload(state: &AppState, bytes: Arc<Vec<u8>>, school: &School
             let sha = sha256_hex(&a);
             (a, sha)
         });
-        CheckedUpload { report: checked.report, annotated, original_sha256: sha256_hex(&bytes) }
+        CheckedUpload { report: checked.report, annotated }
     })
     .await
     .map_err(AppError::internal)
@@ -74,6 +96,9 @@ pub fn failing(report: &Report) -> String {
         .collect();
     ids.join(",")
 }
+
+/// The verdict of a photo whose full check is queued: the file rules alone do not decide it.
+pub const CHECKING: &str = "checking";
 
 pub fn verdict_str(v: Verdict) -> &'static str {
     match v {

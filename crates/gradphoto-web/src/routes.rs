@@ -45,7 +45,8 @@ routes! {
     "GET" "/me/password" Student None, "Password page";
     "POST" "/me/password" Student Some("form"), "Change the password: current, new";
     "GET" "/me/photos/{type}" Student None, "A photo type: the latest photo's check report, status, reasons";
-    "POST" "/me/photos/{type}" Student Some("multipart"), "Upload (field `photo`): checked at once, report returned";
+    "POST" "/me/photos/{type}" Student Some("multipart"), "Upload (field `photo`): the file rules' report and the place in the check queue at once; `Prefer: wait=N` waits up to N s for the full report";
+    "GET" "/me/photos/{type}/check" Student None, "Whether the latest photo is still being checked, and its place; `?wait=N` answers when the check ends";
     "POST" "/me/photos/{type}/submit" Student Some("form"), "Submit the photo (`photo` id) for review";
     "GET" "/me/photo/{photo}/{file}" Student None, "The student's own picture: original.jpg or annotated.jpg";
     "GET" "/me/submissions/{submission}/registered.jpg" Student None, "The registered file once approved";

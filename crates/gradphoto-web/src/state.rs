@@ -28,6 +28,12 @@ pub struct Inner {
     pub payments: Arc<dyn PaymentProvider>,
     /// Wakes the outbox worker when a decision queued a message.
     pub outbox_wake: tokio::sync::Notify,
+    /// Wakes this node's check workers when an upload queued a check.
+    pub check_wake: tokio::sync::Notify,
+    /// Each photo whose check this node's workers finished, for the pages waiting on it.
+    pub checked: tokio::sync::broadcast::Sender<gradphoto_store::PhotoId>,
+    /// Bounds the upload bodies read at once (`Config::upload_bodies`).
+    pub upload_bodies: Arc<tokio::sync::Semaphore>,
     /// The official account and WeChat Pay, when `[wechat]` is configured.
     pub wechat: Option<Arc<crate::wechat::WeChat>>,
 }

@@ -116,15 +116,22 @@ pub async fn photo_page(
     let report: Option<Report> = photo.as_ref().and_then(|p| serde_json::from_str(&p.report).ok());
     let status = type_status(photo.as_ref(), submission.as_ref());
     let open = school.is_open(now_ms());
+    let checking = photo.as_ref().is_some_and(Photo::checking);
+    let place = match &photo {
+        Some(p) if checking => state.db.check_place(p.id).await?.max(1),
+        _ => 0,
+    };
     let can_upload = open && submission.as_ref().is_none_or(|x| x.status.replaceable());
     // Submit is offered for a photo not yet submitted (a new one, or after a rejection), never for an unreadable file.
     let can_submit = open
+        && !checking
         && photo.as_ref().is_some_and(|p| {
             p.verdict != "error" && submission.as_ref().is_none_or(|x| x.photo_id != p.id && x.status.replaceable())
         });
     if wants_json() {
         return Ok(axum::Json(json!({ "photo_type": t, "status": status, "photo": photo, "report": report,
-            "submission": submission, "can_upload": can_upload, "can_submit": can_submit }))
+            "submission": submission, "can_upload": can_upload, "can_submit": can_submit, "checking": checking,
+            "place": place }))
         .into_response());
     }
     let (findings, problems) = report.as_ref().map(|r| photos::findings(r, true)).unwrap_or_default();
@@ -148,7 +155,7 @@ pub async fn photo_page(
     let data = json!({ "photo_type": t, "photo": photo, "report": report, "submission": submission,
         "status": status, "status_zh": zh, "status_en": en, "findings": findings, "problems": problems,
         "verdict_zh": verdict.0, "verdict_en": verdict.1, "reasons": reasons, "can_upload": can_upload,
-        "can_submit": can_submit, "registered": registered, "manual": manual,
+        "can_submit": can_submit, "registered": registered, "manual": manual, "checking": checking, "place": place,
         "max_upload_mb": state.config.max_upload / (1024 * 1024) });
     Ok(state.views.render("photo.html", merge(ctx(&s), data))?.into_response())
 }
@@ -189,6 +196,7 @@ pub async fn read_file_field(multipart: &mut Multipart, name: &str, max: usize) 
 
 pub async fn upload(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     s: StudentSession,
     Path(type_id): Path<i64>,
     mut multipart: Multipart,
@@ -205,7 +213,12 @@ pub async fn upload(
             Message::new("照片已在审核或已通过，不能更换", "the photo is in review or approved and cannot be replaced"),
         ));
     }
-    let bytes = read_file_field(&mut multipart, "photo", state.config.max_upload).await?;
+    let bytes = {
+        // Only so many bodies are read at once; the rest wait here, before their first byte is read.
+        let _reading = state.upload_bodies.acquire().await.map_err(AppError::internal)?;
+        read_file_field(&mut multipart, "photo", state.config.max_upload).await?
+    };
+    let read_at = std::time::Instant::now();
     if bytes.is_empty() {
         return Err(AppError::BadRequest("upload.empty", Message::new("文件是空的", "the file is empty")));
     }
@@ -219,12 +232,78 @@ pub async fn upload(
         ));
     }
     let bytes = Arc::new(bytes);
-    let checked = photos::check_upload(&state, bytes.clone(), &school).await?;
-    let photo = store_upload(&state, &s.student, t.id, &bytes, &checked).await?;
-    if wants_json() {
-        return Ok(axum::Json(json!({ "photo": photo, "report": checked.report })).into_response());
+    let file = photos::check_file(&state, bytes.clone(), &school).await?;
+    let photo = store_upload(&state, &s.student, t.id, &bytes, &file).await?;
+    // A file whose container cannot be read is finished: the full check could only say the same.
+    let queued = file.report.error.is_none();
+    let mut place = 0;
+    if queued {
+        state.check_wake.notify_one();
+        place = state.db.check_place(photo).await?;
     }
-    Ok(Redirect::to(&format!("/me/photos/{}", t.id)).into_response())
+    let answered_ms = read_at.elapsed().as_secs_f64() * 1e3;
+    if !wants_json() {
+        return Ok(Redirect::to(&format!("/me/photos/{}", t.id)).into_response());
+    }
+    // `Prefer: wait=N` (RFC 7240): the caller would rather have the full report, waiting up to N seconds for it.
+    let wait = prefer_wait(&headers);
+    if queued && let Some(w) = wait {
+        if crate::checks::wait_checked(&state, photo, w).await == crate::checks::Waited::Checked {
+            let p = state.db.photo(photo).await?;
+            let report: Option<Report> = serde_json::from_str(&p.report).ok();
+            let mut res =
+                axum::Json(json!({ "photo": photo, "report": report, "checking": false, "place": 0 })).into_response();
+            res.headers_mut().insert("preference-applied", axum::http::HeaderValue::from_static("wait"));
+            return Ok(res);
+        }
+        place = state.db.check_place(photo).await?;
+    }
+    let mut res =
+        axum::Json(json!({ "photo": photo, "report": file.report, "checking": queued && place > 0, "place": place }))
+            .into_response();
+    // How long the answer took after the body's last byte was read, for the load benchmark and the browser's
+    // developer tools (no personal data).
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("answer;dur={answered_ms:.1}")) {
+        res.headers_mut().insert("server-timing", v);
+    }
+    Ok(res)
+}
+
+/// The seconds of `Prefer: wait=N`, at most a minute.
+fn prefer_wait(headers: &axum::http::HeaderMap) -> Option<std::time::Duration> {
+    headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).find_map(|p| {
+        let secs: u64 = p.trim().strip_prefix("wait=")?.trim().parse().ok()?;
+        Some(std::time::Duration::from_secs(secs.min(60)))
+    })
+}
+
+#[derive(Deserialize)]
+pub struct CheckQuery {
+    /// Seconds to wait for the check to end (at most 25: under the usual proxy and WeChat timeouts).
+    wait: Option<u64>,
+}
+
+/// Whether the latest photo of a type is still being checked, and its place in the queue; with `?wait=N`, answers
+/// as soon as the check ends (or after N seconds). The photo page calls it to show the report without a reload.
+pub async fn check_status(
+    State(state): State<AppState>,
+    s: StudentSession,
+    Path(type_id): Path<i64>,
+    axum::extract::Query(q): axum::extract::Query<CheckQuery>,
+) -> AppResult<Response> {
+    let t = own_type(&state, &s.student, PhotoTypeId(type_id)).await?;
+    let photo = state.db.latest_photo(s.student.id, t.id).await?.ok_or(AppError::NotFound)?;
+    let mut place = if photo.checking() { state.db.check_place(photo.id).await?.max(1) } else { 0 };
+    if place > 0
+        && let Some(w) = q.wait.filter(|w| *w > 0)
+    {
+        place = match crate::checks::wait_checked(&state, photo.id, std::time::Duration::from_secs(w.min(25))).await {
+            crate::checks::Waited::Queued(n) => n,
+            // Checked, or replaced by a newer upload: either way the page shows what is there now.
+            _ => 0,
+        };
+    }
+    Ok(axum::Json(json!({ "photo": photo.id, "checking": place > 0, "place": place })).into_response())
 }
 
 fn closed() -> AppError {
@@ -240,46 +319,31 @@ async fn store_upload(
     student: &Student,
     photo_type: PhotoTypeId,
     bytes: &[u8],
-    checked: &photos::CheckedUpload,
+    file: &photos::FileChecked,
 ) -> AppResult<PhotoId> {
     let original =
-        BlobMeta { key: BlobKey::new("original"), bytes: bytes.len() as i64, sha256: checked.original_sha256.clone() };
+        BlobMeta { key: BlobKey::new("original"), bytes: bytes.len() as i64, sha256: file.original_sha256.clone() };
     state.store.stage(&original.key, bytes).await?;
-    let annotated = match &checked.annotated {
-        Some((a, sha)) => {
-            let meta = BlobMeta { key: BlobKey::new("annotated"), bytes: a.len() as i64, sha256: sha.clone() };
-            if let Err(e) = state.store.stage(&meta.key, a).await {
-                let _ = state.store.discard(&original.key).await;
-                return Err(e.into());
-            }
-            Some(meta)
-        }
-        None => None,
-    };
-    let report = serde_json::to_string(&checked.report).map_err(AppError::internal)?;
+    let report = serde_json::to_string(&file.report).map_err(AppError::internal)?;
+    let finished = file.report.error.is_some();
     let new = NewPhoto {
         student: student.id,
         photo_type,
         original: original.clone(),
-        annotated: annotated.clone(),
-        verdict: verdict_str(checked.report.verdict).to_string(),
-        failing: photos::failing(&checked.report),
+        annotated: None,
+        verdict: if finished { verdict_str(file.report.verdict) } else { photos::CHECKING }.to_string(),
+        failing: photos::failing(&file.report),
         report,
+        checked: finished,
     };
     let uploaded = match state.db.record_upload(&new).await {
         Ok(u) => u,
         Err(e) => {
             let _ = state.store.discard(&original.key).await;
-            if let Some(a) = &annotated {
-                let _ = state.store.discard(&a.key).await;
-            }
             return Err(e.into());
         }
     };
     state.store.publish(&original.key).await?;
-    if let Some(a) = &annotated {
-        state.store.publish(&a.key).await?;
-    }
     for k in &uploaded.replaced {
         // A failure here leaves an unnamed file that start-up recovery removes.
         let _ = state.store.delete(k).await;
@@ -288,9 +352,6 @@ async fn store_upload(
     // published above; its files are then nobody's, and go now rather than at the next start.
     if let Err(gradphoto_store::DbError::NotFound) = state.db.photo(uploaded.photo).await {
         let _ = state.store.delete(&original.key).await;
-        if let Some(a) = &annotated {
-            let _ = state.store.delete(&a.key).await;
-        }
     }
     Ok(uploaded.photo)
 }
@@ -322,6 +383,12 @@ pub async fn submit(
     let photo = state.db.photo(PhotoId(f.photo)).await?;
     if photo.student_id != s.student.id || photo.photo_type_id != t.id {
         return Err(AppError::NotFound);
+    }
+    if photo.checking() {
+        return Err(AppError::Conflict(
+            "submit.checking",
+            Message::new("照片还在检测中，请稍候再提交", "the photo is still being checked; submit when it is done"),
+        ));
     }
     if photo.verdict == "error" {
         return Err(AppError::BadRequest(

@@ -54,3 +54,39 @@ document.querySelectorAll('select[data-autosubmit]').forEach(function (s) {
       .catch(function () { say('网络错误，请重试 Network error'); button.disabled = false; });
   });
 })();
+
+// A photo in the check queue: ask the server to answer when its check ends (a long poll, so the report appears the
+// moment it exists), then put the page's new content in place — no reload, the scroll position stays.
+(function () {
+  var box = document.getElementById('checking');
+  if (!box) { return; }
+  var url = box.getAttribute('data-check');
+  function show() {
+    fetch(location.pathname, { credentials: 'same-origin' })
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, 'text/html');
+        var main = doc.querySelector('main');
+        if (main) { document.querySelector('main').innerHTML = main.innerHTML; }
+        // A page that is still checking (another upload came in meanwhile) goes on waiting.
+        var again = document.getElementById('checking');
+        if (again) { box = again; url = box.getAttribute('data-check'); wait(0); }
+      })
+      .catch(function () { setTimeout(show, 2000); });
+  }
+  function wait(failures) {
+    fetch(url + '?wait=20', { headers: { accept: 'application/json' }, credentials: 'same-origin' })
+      .then(function (r) { if (!r.ok) { throw r.status; } return r.json(); })
+      .then(function (b) {
+        if (!b.checking) { show(); return; }
+        var ahead = String(Math.max(0, b.place - 1));
+        ['place-ahead', 'place-ahead-en'].forEach(function (id) {
+          var el = document.getElementById(id);
+          if (el) { el.textContent = ahead; }
+        });
+        wait(0);
+      })
+      .catch(function () { setTimeout(function () { wait(failures + 1); }, Math.min(10000, 1000 * (failures + 1))); });
+  }
+  wait(0);
+})();

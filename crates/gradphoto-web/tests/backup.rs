@@ -63,7 +63,7 @@ async fn a_backup_taken_under_load_restores_to_a_working_service() {
     // Every row of the copy has its file, and the file is the one the row's hash names.
     let db = gradphoto_store::Db::connect(&format!("sqlite:{}", to.join("gradphoto.db").display())).await.unwrap();
     let store = LocalStore::open(to.join("store")).await.unwrap();
-    let rec = gradphoto_store::recover::recover(&db, &store).await.unwrap();
+    let rec = gradphoto_store::recover::recover(&db, &store, 0).await.unwrap();
     // A photo student 3 replaced between the snapshot and the copy is the only file that may be missing.
     assert_eq!(rec.missing, report.files.missing, "{rec:?}");
     for key in db.blob_keys().await.unwrap() {

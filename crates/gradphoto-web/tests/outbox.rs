@@ -56,6 +56,7 @@ async fn a_failed_delivery_is_kept_and_retried_after_the_backoff() {
         verdict: "pass".into(),
         failing: String::new(),
         report: "{}".into(),
+        checked: true,
     };
     let photo = db.photo(db.record_upload(&up).await.unwrap().photo).await.unwrap();
     let notice = |kind, title| Notice { kind, title, body: "原因", payload: "{}" };

@@ -421,9 +421,12 @@ async fn wechat_pay_from_order_to_refund_with_every_failure_mode() {
     assert_eq!(wx.fake.pay(&pe, PayBehaviour::OutOfOrder).await.unwrap(), "get_brand_wcpay_request:ok");
     until("the genuine copy", async || paid(&e).await).await;
     let no_e = db.payments_of_student(student_id(&wx, school, 5).await).await.unwrap()[0].out_trade_no.clone().unwrap();
-    let statuses: Vec<Option<u16>> =
-        wx.fake.notify_log().iter().filter(|n| n.out_trade_no == no_e).map(|n| n.status).collect();
-    assert!(statuses.contains(&Some(401)) && statuses.contains(&Some(204)), "{statuses:?}");
+    let statuses = || -> Vec<Option<u16>> {
+        wx.fake.notify_log().iter().filter(|n| n.out_trade_no == no_e).map(|n| n.status).collect()
+    };
+    // The service commits the payment before it answers, and the fake logs the answer when it arrives: wait for it.
+    until("the genuine copy's answer", async || statuses().contains(&Some(204))).await;
+    assert!(statuses().contains(&Some(401)), "{:?}", statuses());
 
     // Lost notification: the page's poll asks WeChat Pay itself.
     let c = wechat_student(&wx, "wxp", "3003", 3).await;

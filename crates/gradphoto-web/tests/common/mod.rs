@@ -194,17 +194,36 @@ impl Client {
             .unwrap()
     }
 
+    /// Uploads a file. A photo upload waits for its full check (`Prefer: wait`), as most tests want the report;
+    /// `upload_queued` does not.
     pub async fn upload(&self, path: &str, field: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+        self.upload_with(path, field, name, bytes, Some("wait=60")).await
+    }
+
+    /// Uploads a photo and takes the immediate answer: the file rules and the place in the check queue.
+    pub async fn upload_queued(&self, path: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+        self.upload_with(path, "photo", name, bytes, None).await
+    }
+
+    async fn upload_with(
+        &self,
+        path: &str,
+        field: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        prefer: Option<&str>,
+    ) -> reqwest::Response {
         let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_string());
         let form = reqwest::multipart::Form::new().part(field.to_string(), part);
-        self.http
+        let mut req = self
+            .http
             .post(format!("{}{path}", self.base))
             .header("accept", "application/json")
-            .header("x-csrf-token", &self.csrf)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
+            .header("x-csrf-token", &self.csrf);
+        if let Some(p) = prefer {
+            req = req.header("prefer", p);
+        }
+        req.multipart(form).send().await.unwrap()
     }
 }
 
