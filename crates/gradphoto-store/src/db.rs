@@ -1713,6 +1713,22 @@ impl Db {
         Ok(items)
     }
 
+    /// Releases every claim `owner` holds (outbox rows, checks, periodic jobs): called by a node as it starts, since
+    /// whatever a node of its name had claimed was left by a process that is no longer running. Returns how many.
+    pub async fn release_claims(&self, owner: &str) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for sql in [
+            "UPDATE outbox SET lease_until = 0, lease_owner = NULL WHERE lease_owner = $1 AND delivered_at IS NULL",
+            "UPDATE photos SET check_lease_until = 0, check_owner = NULL WHERE check_owner = $1 AND checked_at IS NULL",
+            "UPDATE job_leases SET lease_until = 0 WHERE owner = $1",
+        ] {
+            n += sqlx::query(sql).bind(owner).execute(&mut *tx.tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Counts one attempt under `key` in a window of `window_ms` and returns the attempts in the current window:
     /// one statement, so concurrent attempts on any node each count.
     pub async fn count_attempt(&self, key: &[u8], window_ms: i64) -> Result<i64> {

@@ -638,6 +638,53 @@ async fn nodes(db: Db) {
     // node-c claimed it with a zero lease (as if it died at once): node-d takes it over.
     let taken = db.claim_outbox("node-d", 10, 60_000).await.unwrap();
     assert_eq!(taken.iter().map(|i| i.id).collect::<Vec<_>>(), vec![failed]);
+    // node-d restarts under its name: it takes back its claim at once, and another node may take the row.
+    assert!(db.claim_outbox("node-e", 10, 60_000).await.unwrap().is_empty());
+    assert_eq!(db.release_claims("node-d").await.unwrap(), 1);
+    assert_eq!(db.claim_outbox("node-e", 10, 60_000).await.unwrap().len(), 1);
+
+    // Checks: queued photos are claimed oldest first, never by two nodes, and written once.
+    let mut queued = Vec::new();
+    for i in 1..=3 {
+        let student = db.student_by_no(school, &i.to_string()).await.unwrap().unwrap().id;
+        let up = NewPhoto {
+            student,
+            photo_type: t,
+            original: blob("original", format!("queued {i}").as_bytes()),
+            annotated: None,
+            verdict: "checking".into(),
+            failing: String::new(),
+            report: "{}".into(),
+            checked: false,
+        };
+        queued.push(db.record_upload(&up).await.unwrap().photo);
+    }
+    assert_eq!(db.checks_pending().await.unwrap(), 3);
+    assert_eq!(db.check_place(queued[2]).await.unwrap(), 3);
+    let (x, y) = tokio::join!(db.claim_check("node-a", 60_000), db.claim_check("node-b", 60_000));
+    let (x, y) = (x.unwrap().unwrap().id, y.unwrap().unwrap().id);
+    let holder_of_second = if x == queued[1] { "node-a" } else { "node-b" };
+    let mut got = vec![x, y];
+    got.sort();
+    assert_eq!(got, queued[..2].to_vec(), "the two oldest, one each");
+    let result = gradphoto_store::db::CheckResult {
+        annotated: Some(blob("annotated", b"drawn")),
+        verdict: "pass".into(),
+        failing: String::new(),
+        report: "{}".into(),
+    };
+    assert!(db.complete_check(queued[0], &result).await.unwrap());
+    let twice = gradphoto_store::db::CheckResult { annotated: Some(blob("annotated", b"again")), ..result.clone() };
+    assert!(!db.complete_check(queued[0], &twice).await.unwrap(), "a check finished twice is written once");
+    assert_eq!(db.check_place(queued[0]).await.unwrap(), 0);
+    assert_eq!(db.check_place(queued[2]).await.unwrap(), 2);
+    // The node holding queued[1] dies; started again, it lets go, and the next claim takes it before queued[2].
+    assert!(db.claim_check("node-c", 60_000).await.unwrap().unwrap().id == queued[2]);
+    assert!(db.release_claims("node-c").await.unwrap() >= 1);
+    assert!(db.release_claims(holder_of_second).await.unwrap() >= 1);
+    assert_eq!(db.claim_check("node-c", 60_000).await.unwrap().unwrap().id, queued[1]);
+    assert_eq!(db.claim_check("node-c", 60_000).await.unwrap().unwrap().id, queued[2]);
+    assert!(db.claim_check("node-c", 60_000).await.unwrap().is_none());
 
     // Attempts: counted per key, in a window; a window that ended starts again at one.
     assert_eq!(db.count_attempt(b"ip-1", 60_000).await.unwrap(), 1);

@@ -64,6 +64,11 @@ pub struct Config {
     /// SQLite (one node), 600 on PostgreSQL; set 0 after stopping every node to sweep everything. Env
     /// `GRADPHOTO_RECOVERY_GRACE_SECS`.
     pub recovery_grace_secs: Option<u64>,
+    /// This node's name in the claims it takes (outbox messages, checks, periodic jobs). Default
+    /// `<host name>:<port>`; env `GRADPHOTO_NODE`. A node started again under its name takes back at once what it
+    /// had claimed before it stopped (otherwise those claims wait for their leases to end); two running nodes must
+    /// never share a name.
+    pub node: Option<String>,
     /// The seal key ring for registered files (`id:base64[,…]`); default the one in `<data>/keys.toml`.
     pub seal_keys: Option<String>,
     /// The photo partner's WeChat official account (`[wechat]`): sign-in and binding, template messages, and
@@ -194,6 +199,7 @@ impl Default for Config {
             behind_proxy: false,
             check_workers: None,
             upload_bodies: 8,
+            node: None,
             recovery_grace_secs: None,
             seal_keys: None,
             wechat: None,
@@ -235,6 +241,9 @@ impl Config {
         if let Some(v) = env_parse("GRADPHOTO_MAX_UPLOAD")? {
             config.max_upload = v;
         }
+        if let Some(v) = env_parse::<String>("GRADPHOTO_NODE")? {
+            config.node = Some(v);
+        }
         if let Some(v) = env_parse("GRADPHOTO_UPLOAD_BODIES")? {
             config.upload_bodies = v;
         }
@@ -272,6 +281,15 @@ impl Config {
     pub fn recovery_grace_ms(&self, backend_is_postgres: bool) -> i64 {
         let secs = self.recovery_grace_secs.unwrap_or(if backend_is_postgres { 600 } else { 0 });
         i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
+    pub fn node(&self) -> String {
+        self.node.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .unwrap_or_else(|_| "gradphoto".into());
+            format!("{}:{}", host.trim(), self.listen.port())
+        })
     }
 
     pub fn check_workers(&self) -> usize {

@@ -93,6 +93,12 @@ pub async fn open(data: &Path, config: Config) -> Result<AppState, StartError> {
     let seal_spec = config.seal_keys.clone().unwrap_or_else(|| secrets.seal_keys.clone());
     let sealer = AesGcmSealer::from_spec(seal_spec.trim()).map_err(|e| StartError::Seal(e.to_string()))?;
     let workers = config.check_workers();
+    let node = config.node();
+    match db.release_claims(&node).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(node = %node, claims = n, "took back the claims this node held when it stopped"),
+        Err(e) => tracing::warn!(error = %e, "releasing this node's earlier claims failed; their leases will end"),
+    }
     let wechat = match &config.wechat {
         Some(w) => Some(Arc::new(wechat::WeChat::open(w, data).map_err(StartError::Wechat)?)),
         None => None,
@@ -104,7 +110,7 @@ pub async fn open(data: &Path, config: Config) -> Result<AppState, StartError> {
         sealer: Arc::new(sealer),
         models: Arc::new(models),
         views: views::Views::new(),
-        node: format!("node-{}", &auth::random_token()[..12]),
+        node,
         // Approvals normalise on this node even when it runs no checks.
         cpu: Arc::new(tokio::sync::Semaphore::new(workers.max(1))),
         payments: Arc::new(pay::Offline),

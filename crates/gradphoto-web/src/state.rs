@@ -21,7 +21,7 @@ pub struct Inner {
     pub sealer: Arc<dyn Sealer>,
     pub models: Arc<FaceModels>,
     pub views: Views,
-    /// This process's name in outbox leases: random at each start.
+    /// This node's name in its claims (`Config::node`).
     pub node: String,
     /// Bounds the CPU-heavy work (checks, normalisation) to the cores, so a burst queues instead of thrashing.
     pub cpu: Arc<tokio::sync::Semaphore>,
