@@ -170,7 +170,14 @@ impl BlobStore for LocalStore {
             Ok(b) => Ok(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => match tokio::fs::read(self.staged_path(key)).await {
                 Ok(b) => Ok(b),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::NotFound),
+                // Published between the two looks (renamed from staging): once more where it is now.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    match tokio::fs::read(self.object_path(key)).await {
+                        Ok(b) => Ok(b),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::NotFound),
+                        Err(e) => Err(e.into()),
+                    }
+                }
                 Err(e) => Err(e.into()),
             },
             Err(e) => Err(e.into()),

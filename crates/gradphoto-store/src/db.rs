@@ -53,6 +53,7 @@ pub struct Db {
 /// A transaction, holding the SQLite writer lock for its lifetime.
 pub struct Tx<'a> {
     tx: Transaction<'static, Any>,
+    backend: Backend,
     _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
@@ -225,6 +226,9 @@ pub struct Photo {
     /// How many times a check worker claimed this photo.
     #[serde(skip)]
     pub check_claims: i64,
+    /// When the last claim's lease ends (0: never claimed); the claim was taken a lease's length before.
+    #[serde(skip)]
+    pub check_lease_until: i64,
 }
 
 impl Photo {
@@ -561,6 +565,7 @@ fn photo_row(r: &AnyRow) -> Result<Photo> {
         uploaded_at: r.try_get("uploaded_at")?,
         checked_at: r.try_get("checked_at")?,
         check_claims: r.try_get("check_claims")?,
+        check_lease_until: r.try_get("check_lease_until")?,
     })
 }
 
@@ -690,7 +695,7 @@ impl Db {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(Tx { tx, _guard: guard })
+        Ok(Tx { tx, backend: self.backend, _guard: guard })
     }
 
     /// SQLite only: a consistent copy of the whole database into a new file, taken while others write.
@@ -1250,50 +1255,74 @@ pub struct CheckResult {
     pub report: String,
 }
 
+/// One upload's rows: the blob, the photo, and the removal of the drafts it replaces.
+async fn insert_upload(tx: &mut Tx<'_>, p: &NewPhoto) -> Result<Uploaded> {
+    // Two uploads of one student at once (a double tap) on PostgreSQL: without this lock each inserts, each looks
+    // for the other's draft before either commits, and both stay. Locked, the later one waits, sees the earlier
+    // committed, and replaces it: the last upload wins. (SQLite's single writer serialises them already.)
+    if tx.backend == Backend::Postgres {
+        sqlx::query("SELECT id FROM students WHERE id = $1 FOR UPDATE").bind(p.student.0).execute(&mut *tx.tx).await?;
+    }
+    insert_blob(tx, "original", &p.original).await?;
+    if let Some(a) = &p.annotated {
+        insert_blob(tx, "annotated", a).await?;
+    }
+    let row = sqlx::query(
+        "INSERT INTO photos (student_id, photo_type_id, original_key, annotated_key, verdict, failing, report, \
+         uploaded_at, checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    )
+    .bind(p.student.0)
+    .bind(p.photo_type.0)
+    .bind(p.original.key.as_str())
+    .bind(p.annotated.as_ref().map(|a| a.key.as_str().to_string()))
+    .bind(&p.verdict)
+    .bind(&p.failing)
+    .bind(&p.report)
+    .bind(now_ms())
+    .bind(p.checked.then(now_ms))
+    .fetch_one(&mut *tx.tx)
+    .await?;
+    let photo = PhotoId(row.try_get("id")?);
+    let old = sqlx::query(
+        "SELECT id, original_key, annotated_key FROM photos WHERE student_id = $1 AND photo_type_id = $2 \
+         AND id <> $3 AND id NOT IN (SELECT photo_id FROM submissions WHERE student_id = $1)",
+    )
+    .bind(p.student.0)
+    .bind(p.photo_type.0)
+    .bind(photo.0)
+    .fetch_all(&mut *tx.tx)
+    .await?;
+    let mut replaced = Vec::new();
+    for r in &old {
+        let id: i64 = r.try_get("id")?;
+        sqlx::query("DELETE FROM photos WHERE id = $1").bind(id).execute(&mut *tx.tx).await?;
+        replaced.push(key(r.try_get("original_key")?)?);
+        replaced.extend(opt_key(r.try_get("annotated_key")?));
+    }
+    delete_blob_rows(tx, &replaced).await?;
+    Ok(Uploaded { photo, replaced })
+}
+
 impl Db {
     /// Records an upload; earlier photos of the same student and type that no submission names are removed (a
     /// student keeps one draft per type: sensitive pictures are not hoarded).
     pub async fn record_upload(&self, p: &NewPhoto) -> Result<Uploaded> {
         let mut tx = self.begin().await?;
-        insert_blob(&mut tx, "original", &p.original).await?;
-        if let Some(a) = &p.annotated {
-            insert_blob(&mut tx, "annotated", a).await?;
-        }
-        let row = sqlx::query(
-            "INSERT INTO photos (student_id, photo_type_id, original_key, annotated_key, verdict, failing, report, \
-             uploaded_at, checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        )
-        .bind(p.student.0)
-        .bind(p.photo_type.0)
-        .bind(p.original.key.as_str())
-        .bind(p.annotated.as_ref().map(|a| a.key.as_str().to_string()))
-        .bind(&p.verdict)
-        .bind(&p.failing)
-        .bind(&p.report)
-        .bind(now_ms())
-        .bind(p.checked.then(now_ms))
-        .fetch_one(&mut *tx.tx)
-        .await?;
-        let photo = PhotoId(row.try_get("id")?);
-        let old = sqlx::query(
-            "SELECT id, original_key, annotated_key FROM photos WHERE student_id = $1 AND photo_type_id = $2 \
-             AND id <> $3 AND id NOT IN (SELECT photo_id FROM submissions WHERE student_id = $1)",
-        )
-        .bind(p.student.0)
-        .bind(p.photo_type.0)
-        .bind(photo.0)
-        .fetch_all(&mut *tx.tx)
-        .await?;
-        let mut replaced = Vec::new();
-        for r in &old {
-            let id: i64 = r.try_get("id")?;
-            sqlx::query("DELETE FROM photos WHERE id = $1").bind(id).execute(&mut *tx.tx).await?;
-            replaced.push(key(r.try_get("original_key")?)?);
-            replaced.extend(opt_key(r.try_get("annotated_key")?));
-        }
-        delete_blob_rows(&mut tx, &replaced).await?;
+        let uploaded = insert_upload(&mut tx, p).await?;
         tx.commit().await?;
-        Ok(Uploaded { photo, replaced })
+        Ok(uploaded)
+    }
+
+    /// Records several uploads in one transaction: one commit (one flush to disk) for a burst of students instead
+    /// of one each. All or nothing: on an error the caller records them one by one to find the one that failed.
+    pub async fn record_uploads(&self, batch: &[NewPhoto]) -> Result<Vec<Uploaded>> {
+        let mut tx = self.begin().await?;
+        let mut done = Vec::with_capacity(batch.len());
+        for p in batch {
+            done.push(insert_upload(&mut tx, p).await?);
+        }
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Claims the oldest queued check no live lease holds, for `owner` until `lease_ms` from now (PostgreSQL's

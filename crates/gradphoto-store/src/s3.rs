@@ -120,8 +120,13 @@ impl BlobStore for S3Store {
     }
 
     async fn get(&self, key: &BlobKey) -> Result<Vec<u8>, BlobError> {
+        // Published, or still staged (its row committed, the publish not yet done) — or published between the two
+        // looks (publish copies, then deletes the staged copy), so a miss in both places looks once more.
         let r = match self.s3.get(&object_path(key)).await {
-            Err(object_store::Error::NotFound { .. }) => self.s3.get(&staged_path(key)).await,
+            Err(object_store::Error::NotFound { .. }) => match self.s3.get(&staged_path(key)).await {
+                Err(object_store::Error::NotFound { .. }) => self.s3.get(&object_path(key)).await,
+                other => other,
+            },
             other => other,
         };
         Ok(r.map_err(io)?.bytes().await.map_err(io)?.to_vec())

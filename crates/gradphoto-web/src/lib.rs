@@ -17,6 +17,7 @@ pub mod routes;
 pub mod secrets;
 pub mod state;
 pub mod student;
+pub mod uploads;
 pub mod views;
 pub mod wechat;
 pub mod worker;
@@ -93,6 +94,7 @@ pub async fn open(data: &Path, config: Config) -> Result<AppState, StartError> {
     let seal_spec = config.seal_keys.clone().unwrap_or_else(|| secrets.seal_keys.clone());
     let sealer = AesGcmSealer::from_spec(seal_spec.trim()).map_err(|e| StartError::Seal(e.to_string()))?;
     let workers = config.check_workers();
+    let uploads = uploads::Committer::start(db.clone());
     let node = config.node();
     match db.release_claims(&node).await {
         Ok(0) => {}
@@ -113,6 +115,8 @@ pub async fn open(data: &Path, config: Config) -> Result<AppState, StartError> {
         node,
         // Approvals normalise on this node even when it runs no checks.
         cpu: Arc::new(tokio::sync::Semaphore::new(workers.max(1))),
+        check_pool: photos::CheckPool::new(workers),
+        uploads,
         payments: Arc::new(pay::Offline),
         outbox_wake: tokio::sync::Notify::new(),
         check_wake: tokio::sync::Notify::new(),

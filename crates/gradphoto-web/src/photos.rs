@@ -67,23 +67,91 @@ pub async fn check_upload(state: &AppState, bytes: Arc<Vec<u8>>, school: &School
     let profile = upload_profile(school);
     let options = check_options(state);
     let permit = state.cpu.clone().acquire_owned().await.map_err(AppError::internal)?;
-    tokio::task::spawn_blocking(move || {
-        // The permit lives as long as the work: a request dropped mid-check (the phone gave up) must not free a
-        // core that its check still occupies.
-        let _permit = permit;
-        let checked = gradphoto_core::check("upload.jpg", &bytes, &profile, &options);
-        let annotated = checked.image.as_ref().and_then(|img| {
-            let picture = annotate(img, checked.person.as_ref(), checked.mask.as_ref(), &checked.report);
-            normalise::encode(&picture, 85.0).ok()
-        });
-        let annotated = annotated.map(|a| {
-            let sha = sha256_hex(&a);
-            (a, sha)
-        });
-        CheckedUpload { report: checked.report, annotated }
-    })
-    .await
-    .map_err(AppError::internal)
+    state
+        .check_pool
+        .run(move || {
+            // The permit lives as long as the work: a caller dropped mid-check must not free a core that its check
+            // still occupies.
+            let _permit = permit;
+            let checked = gradphoto_core::check("upload.jpg", &bytes, &profile, &options);
+            let annotated = checked.image.as_ref().and_then(|img| {
+                let picture = annotate(img, checked.person.as_ref(), checked.mask.as_ref(), &checked.report);
+                normalise::encode(&picture, 85.0).ok()
+            });
+            let annotated = annotated.map(|a| {
+                let sha = sha256_hex(&a);
+                (a, sha)
+            });
+            CheckedUpload { report: checked.report, annotated }
+        })
+        .await
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The threads that run full checks, at a lower CPU priority than the async workers that answer pages and
+/// uploads: when both want the cores, a status page or an upload's answer goes first and the checks take what is
+/// left — the same total work, in the order a waiting person notices least.
+pub struct CheckPool {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl CheckPool {
+    pub fn new(threads: usize) -> CheckPool {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..threads.max(1) {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new().name(format!("check-{i}")).spawn(move || {
+                lower_priority();
+                loop {
+                    let job = match queue.lock() {
+                        Ok(q) => match q.recv() {
+                            Ok(job) => job,
+                            Err(_) => return,
+                        },
+                        Err(_) => return,
+                    };
+                    // A panic in a check loses that check (its caller sees an error and the lease retries it), not
+                    // the thread.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a check thread");
+            }
+        }
+        CheckPool { jobs }
+    }
+
+    /// Runs `f` on a check thread.
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| AppError::internal("the check threads are gone"))?;
+        rx.await.map_err(|_| AppError::internal("a check failed inside"))
+    }
+}
+
+/// SCHED_BATCH at nice ≈ 9 (Linux weighs it about 1/8 of a page-serving thread at nice 0). Lowering a thread's
+/// priority needs no privilege; where the system refuses, checks run at normal priority.
+fn lower_priority() {
+    use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy};
+    let Ok(value) = ThreadPriorityValue::try_from(23u8) else { return };
+    #[cfg(unix)]
+    let set = thread_priority::unix::set_thread_priority_and_policy(
+        thread_priority::unix::thread_native_id(),
+        ThreadPriority::Crossplatform(value),
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
+    );
+    #[cfg(not(unix))]
+    let set = thread_priority::set_current_thread_priority(ThreadPriority::Crossplatform(value));
+    if let Err(e) = set {
+        tracing::warn!(error = ?e, "checks run at normal priority: lowering it was refused");
+    }
 }
 
 /// Rule ids that rejected or asked for a fix, for the progress charts.

@@ -25,6 +25,10 @@ pub struct Inner {
     pub node: String,
     /// Bounds the CPU-heavy work (checks, normalisation) to the cores, so a burst queues instead of thrashing.
     pub cpu: Arc<tokio::sync::Semaphore>,
+    /// The threads the full checks run on, below the pages' priority.
+    pub check_pool: crate::photos::CheckPool,
+    /// Commits uploads in groups (`crate::uploads`).
+    pub uploads: crate::uploads::Committer,
     pub payments: Arc<dyn PaymentProvider>,
     /// Wakes the outbox worker when a decision queued a message.
     pub outbox_wake: tokio::sync::Notify,

@@ -233,7 +233,10 @@ pub async fn upload(
     }
     let bytes = Arc::new(bytes);
     let file = photos::check_file(&state, bytes.clone(), &school).await?;
-    let photo = store_upload(&state, &s.student, t.id, &bytes, &file).await?;
+    let file_ms = read_at.elapsed().as_secs_f64() * 1e3;
+    let mut steps = vec![("file", file_ms)];
+    let photo = store_upload(&state, &s.student, t.id, &bytes, &file, &mut steps).await?;
+    let stored_ms = read_at.elapsed().as_secs_f64() * 1e3;
     // A file whose container cannot be read is finished: the full check could only say the same.
     let queued = file.report.error.is_none();
     let mut place = 0;
@@ -263,7 +266,12 @@ pub async fn upload(
             .into_response();
     // How long the answer took after the body's last byte was read, for the load benchmark and the browser's
     // developer tools (no personal data).
-    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("answer;dur={answered_ms:.1}")) {
+    steps.push(("place", answered_ms - stored_ms));
+    let mut timing = format!("answer;dur={answered_ms:.1}");
+    for (name, ms) in &steps {
+        timing.push_str(&format!(", {name};dur={ms:.1}"));
+    }
+    if let Ok(v) = axum::http::HeaderValue::from_str(&timing) {
         res.headers_mut().insert("server-timing", v);
     }
     Ok(res)
@@ -320,10 +328,17 @@ async fn store_upload(
     photo_type: PhotoTypeId,
     bytes: &[u8],
     file: &photos::FileChecked,
+    timing: &mut Vec<(&'static str, f64)>,
 ) -> AppResult<PhotoId> {
+    let mut clock = std::time::Instant::now();
+    let mut lap = |name: &'static str| {
+        timing.push((name, clock.elapsed().as_secs_f64() * 1e3));
+        clock = std::time::Instant::now();
+    };
     let original =
         BlobMeta { key: BlobKey::new("original"), bytes: bytes.len() as i64, sha256: file.original_sha256.clone() };
     state.store.stage(&original.key, bytes).await?;
+    lap("stage");
     let report = serde_json::to_string(&file.report).map_err(AppError::internal)?;
     let finished = file.report.error.is_some();
     let new = NewPhoto {
@@ -336,14 +351,16 @@ async fn store_upload(
         report,
         checked: finished,
     };
-    let uploaded = match state.db.record_upload(&new).await {
+    let uploaded = match state.uploads.record(new).await {
         Ok(u) => u,
         Err(e) => {
             let _ = state.store.discard(&original.key).await;
             return Err(e.into());
         }
     };
+    lap("commit");
     state.store.publish(&original.key).await?;
+    lap("publish");
     for k in &uploaded.replaced {
         // A failure here leaves an unnamed file that start-up recovery removes.
         let _ = state.store.delete(k).await;
