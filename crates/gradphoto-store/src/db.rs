@@ -648,8 +648,10 @@ impl Db {
         let pool = match backend {
             Backend::Sqlite => {
                 let url = if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
+                // Readers do not block each other in WAL mode: enough connections that a page's short query does not
+                // queue behind a burst's.
                 AnyPoolOptions::new()
-                    .max_connections(8)
+                    .max_connections(24)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             // WAL lets pages read while a submission commits; FULL makes each commit durable.

@@ -72,6 +72,73 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// (busy, total) jiffies of all CPUs, from /proc/stat.
+fn cpu_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> =
+        stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// CPU time (user + system) in clock ticks of this process's threads, by the start of their names: check threads,
+/// the clients' runtimes, and everything else (the service's runtime and blocking pool, SQLite's threads).
+fn own_ticks() -> [u64; 3] {
+    let mut by = [0u64; 3];
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return by };
+    for t in dir.flatten() {
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // After the command's closing parenthesis: state, ppid, … utime is the 12th field there, stime the 13th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let at = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+        let which = if stat.contains("(check-") {
+            0
+        } else if stat.contains("(client-") {
+            1
+        } else {
+            2
+        };
+        by[which] += at(11) + at(12);
+    }
+    by
+}
+
+/// The same checks as the service runs (check, annotate, encode, hashes), `n` of them on `threads` threads at once
+/// with no HTTP, no database and no store: what the cores can do at best, in parallel.
+fn parallel_floor(
+    state: &gradphoto_web::state::AppState,
+    profile: &gradphoto_core::Profile,
+    originals: &[(String, Vec<u8>)],
+    n: usize,
+    threads: usize,
+) -> Duration {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let with = CheckOptions { models: Some(state.models.clone()), ..CheckOptions::default() };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return;
+                    }
+                    let bytes = &originals[i % originals.len()].1;
+                    let checked = gradphoto_core::check("a.jpg", bytes, profile, &with);
+                    if let Some(img) = &checked.image {
+                        let picture = annotate(img, checked.person.as_ref(), checked.mask.as_ref(), &checked.report);
+                        let a = normalise::encode(&picture, 85.0).unwrap_or_default();
+                        std::hint::black_box((sha256_hex(bytes), sha256_hex(&a)));
+                    }
+                }
+            });
+        }
+    });
+    t.elapsed()
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -171,9 +238,11 @@ impl Outcome {
 }
 
 /// The body in 256 KiB chunks, noting when the last one is handed over.
-fn timed_body(bytes: &[u8], last_byte: Arc<std::sync::Mutex<Option<Instant>>>) -> reqwest::Body {
+fn timed_body(bytes: &bytes::Bytes, last_byte: Arc<std::sync::Mutex<Option<Instant>>>) -> reqwest::Body {
+    // Slices of one shared buffer: the clients copy nothing (their CPU is the service's loss on one machine).
+    let chunk = 256 * 1024;
     let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
-        bytes.chunks(256 * 1024).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+        (0..bytes.len()).step_by(chunk).map(|i| Ok(bytes.slice(i..(i + chunk).min(bytes.len())))).collect();
     let stream = futures::stream::iter(chunks).chain(futures::stream::poll_fn(move |_| {
         *last_byte.lock().unwrap() = Some(Instant::now());
         std::task::Poll::Ready(None)
@@ -182,7 +251,7 @@ fn timed_body(bytes: &[u8], last_byte: Arc<std::sync::Mutex<Option<Instant>>>) -
 }
 
 /// One upload: the immediate answer, then the long poll until the full report is there.
-async fn upload_once(c: Arc<Client>, type_id: i64, name: String, bytes: Arc<Vec<u8>>) -> Result<UploadTimes, String> {
+async fn upload_once(c: Arc<Client>, type_id: i64, name: String, bytes: bytes::Bytes) -> Result<UploadTimes, String> {
     let last_byte = Arc::new(std::sync::Mutex::new(None));
     let part = reqwest::multipart::Part::stream_with_length(timed_body(&bytes, last_byte.clone()), bytes.len() as u64)
         .file_name(format!("{name}.JPG"));
@@ -313,8 +382,8 @@ fn run(
     let mut out = Outcome { load_before: load_average(), ..Default::default() };
     let stop = Arc::new(AtomicBool::new(false));
     let polls: Vec<_> = s.pollers.iter().map(|c| poll_rt.spawn(poll(c.clone(), stop.clone()))).collect();
-    let originals: Vec<(String, Arc<Vec<u8>>)> =
-        s.originals.iter().map(|(n, b)| (n.clone(), Arc::new(b.clone()))).collect();
+    let originals: Vec<(String, bytes::Bytes)> =
+        s.originals.iter().map(|(n, b)| (n.clone(), bytes::Bytes::from(b.clone()))).collect();
     let (start, results) = upload_rt.block_on(async {
         // Let the pollers take a few turns before the uploads start: their first request opens the connection.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -532,11 +601,21 @@ fn main() -> ExitCode {
     let originals = originals();
 
     // As `gradphoto serve` builds its runtime: a worker per core, blocking pool default.
-    let server_rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("server runtime");
-    let upload_rt =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("client runtime");
-    let poll_rt =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("poller runtime");
+    // Named, so that the CPU each side used can be told apart (/proc/self/task/*/stat).
+    let server_rt =
+        tokio::runtime::Builder::new_multi_thread().thread_name("server").enable_all().build().expect("server runtime");
+    let upload_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("client-up")
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let poll_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("client-poll")
+        .enable_all()
+        .build()
+        .expect("poller runtime");
 
     let config = gradphoto_web::Config {
         // Every simulated student signs in from 127.0.0.1: the per-address login limit would refuse most of them.
@@ -609,7 +688,19 @@ fn main() -> ExitCode {
         .collect();
     per.sort();
     let per = per[per.len() / 2];
-    let floor = per.mul_f64(UPLOADERS as f64 / server.state.config.check_workers().max(1) as f64);
+    let workers = server.state.config.check_workers().max(1);
+    let floor = per.mul_f64(UPLOADERS as f64 / workers as f64);
+    let profile = gradphoto_web::photos::upload_profile(&school_row);
+    let parallel = parallel_floor(&server.state, &profile, &originals, UPLOADERS, workers);
+    println!(
+        "the same {UPLOADERS} checks on {workers} threads at once, nothing else: {:.2} s ({:.3} × the serial floor of \
+         {:.2} s: cores running together are slower than one alone)",
+        parallel.as_secs_f64(),
+        parallel.as_secs_f64() / floor.as_secs_f64(),
+        floor.as_secs_f64()
+    );
+    let (busy0, total0) = cpu_jiffies();
+    let own0 = own_ticks();
 
     println!("\nscenario 1: {UPLOADERS} uploads at once, {POLLERS} status pollers (pause {POLL_PAUSE:?})");
     let burst = run(
@@ -623,6 +714,17 @@ fn main() -> ExitCode {
         &upload_rt,
         &poll_rt,
         &server.state,
+    );
+    let (busy1, total1) = cpu_jiffies();
+    let own1 = own_ticks();
+    println!(
+        "burst: the machine's CPUs were busy {:.0} % of the time; CPU used: check threads {:.1} s (serially the \
+         checks need {:.1} s), the rest of the service {:.1} s, the clients {:.1} s",
+        100.0 * (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64,
+        (own1[0] - own0[0]) as f64 / 100.0,
+        per.as_secs_f64() * UPLOADERS as f64,
+        (own1[2] - own0[2]) as f64 / 100.0,
+        (own1[1] - own0[1]) as f64 / 100.0,
     );
     // `LOAD_BURST_ONLY=1` skips the second scenario (while tuning the first).
     let spread = (std::env::var("LOAD_BURST_ONLY").is_err()).then(|| {

@@ -55,9 +55,10 @@ pub struct Config {
     /// Photo checks run at once on this node (each takes one core for ~50 ms). Default: the number of cores. 0:
     /// this node answers pages and uploads and leaves the checks to the other nodes.
     pub check_workers: Option<usize>,
-    /// Upload bodies read at once; later ones wait before a byte is read, so a burst of uploads cannot take the
-    /// memory and the cores that pages need (a proxy in front buffers bodies, so each read is quick). Default 8;
-    /// env `GRADPHOTO_UPLOAD_BODIES`.
+    /// Uploads taken in at once (body read, file rules, stored, answered); later ones wait before their first byte
+    /// is read, so a burst cannot take the memory and the cores that pages need, and each upload taken in is
+    /// answered at once (a proxy in front buffers bodies, so a slow phone does not hold a place). Default 8; env
+    /// `GRADPHOTO_UPLOAD_BODIES`.
     pub upload_bodies: usize,
     /// Start-up recovery leaves unnamed files (staged without a row, published without one) younger than this many
     /// seconds alone: on a shared database and bucket they may be another live node's write in flight. Default 0 on

@@ -245,10 +245,12 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
     res
 }
 
-/// Serves until the process is stopped, with the outbox worker and one check worker per core beside it.
+/// Serves until the process is stopped, with the outbox worker and the check workers beside it: two per check
+/// thread, so that while one checks, the other writes its last result and fetches its next photo — the check
+/// threads never wait for the database or the store.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     tokio::spawn(worker::run(state.clone()));
-    for _ in 0..state.config.check_workers() {
+    for _ in 0..2 * state.config.check_workers() {
         tokio::spawn(checks::run(state.clone()));
     }
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();

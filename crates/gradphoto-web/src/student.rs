@@ -213,11 +213,11 @@ pub async fn upload(
             Message::new("照片已在审核或已通过，不能更换", "the photo is in review or approved and cannot be replaced"),
         ));
     }
-    let bytes = {
-        // Only so many bodies are read at once; the rest wait here, before their first byte is read.
-        let _reading = state.upload_bodies.acquire().await.map_err(AppError::internal)?;
-        read_file_field(&mut multipart, "photo", state.config.max_upload).await?
-    };
+    // Only so many uploads are taken in at once — read, judged by the file rules, stored and answered; the rest
+    // wait here, before their first byte is read. Work in progress stays small, so each upload taken in is
+    // answered quickly instead of all of a burst's answers waiting behind each other (and pages behind them all).
+    let taking_in = state.upload_bodies.acquire().await.map_err(AppError::internal)?;
+    let bytes = read_file_field(&mut multipart, "photo", state.config.max_upload).await?;
     let read_at = std::time::Instant::now();
     if bytes.is_empty() {
         return Err(AppError::BadRequest("upload.empty", Message::new("文件是空的", "the file is empty")));
@@ -245,6 +245,7 @@ pub async fn upload(
         place = state.db.check_place(photo).await?;
     }
     let answered_ms = read_at.elapsed().as_secs_f64() * 1e3;
+    drop(taking_in);
     if !wants_json() {
         return Ok(Redirect::to(&format!("/me/photos/{}", t.id)).into_response());
     }
