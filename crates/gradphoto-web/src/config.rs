@@ -53,7 +53,7 @@ pub struct Config {
     /// Env `GRADPHOTO_BEHIND_PROXY`.
     pub behind_proxy: bool,
     /// Photo checks run at once on this node (each takes one core for ~50 ms). Default: the number of cores. 0:
-    /// this node answers pages and uploads and leaves the checks to the other nodes.
+    /// this node answers pages and uploads and leaves the checks to the other nodes. Env `GRADPHOTO_CHECK_WORKERS`.
     pub check_workers: Option<usize>,
     /// Uploads taken in at once (body read, file rules, stored, answered); later ones wait before their first byte
     /// is read, so a burst cannot take the memory and the cores that pages need, and each upload taken in is
@@ -241,6 +241,9 @@ impl Config {
         }
         if let Some(v) = env_parse("GRADPHOTO_MAX_UPLOAD")? {
             config.max_upload = v;
+        }
+        if let Some(v) = env_parse("GRADPHOTO_CHECK_WORKERS")? {
+            config.check_workers = Some(v);
         }
         if let Some(v) = env_parse::<String>("GRADPHOTO_NODE")? {
             config.node = Some(v);
