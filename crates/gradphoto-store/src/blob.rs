@@ -76,6 +76,10 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     async fn discard(&self, key: &BlobKey) -> Result<(), BlobError>;
     /// The bytes of a published file (or of a staged one whose row is committed but not yet published).
     async fn get(&self, key: &BlobKey) -> Result<Vec<u8>, BlobError>;
+    /// Writes a file straight to where readers look, for a file derived from others (the annotated picture) whose
+    /// row is committed after: a crash before the row leaves an unnamed published file, which recovery removes
+    /// once it is older than the grace — one write instead of stage, publish (on S3: put, copy, delete).
+    async fn put(&self, key: &BlobKey, bytes: &[u8]) -> Result<(), BlobError>;
     /// Removes a published file; absent is a success.
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError>;
     /// Keys staged and not yet published or discarded, sorted by key.
@@ -182,6 +186,15 @@ impl BlobStore for LocalStore {
             },
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn put(&self, key: &BlobKey, bytes: &[u8]) -> Result<(), BlobError> {
+        let to = self.object_path(key);
+        let dir = to.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        tokio::fs::create_dir_all(&dir).await?;
+        write_durable(&to, bytes).await?;
+        sync_dir(&dir).await;
+        Ok(())
     }
 
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {

@@ -132,6 +132,11 @@ impl BlobStore for S3Store {
         Ok(r.map_err(io)?.bytes().await.map_err(io)?.to_vec())
     }
 
+    async fn put(&self, key: &BlobKey, bytes: &[u8]) -> Result<(), BlobError> {
+        self.s3.put(&object_path(key), PutPayload::from(bytes.to_vec())).await.map_err(io)?;
+        Ok(())
+    }
+
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
         ignore_missing(self.s3.delete(&object_path(key)).await).await
     }

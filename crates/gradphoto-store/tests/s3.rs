@@ -29,6 +29,14 @@ async fn contract(store: &dyn BlobStore) {
     store.delete(&a).await.unwrap();
     assert!(matches!(store.get(&a).await, Err(BlobError::NotFound)));
     assert!(store.published().await.unwrap().is_empty());
+    // A derived file goes straight to its place: never staged, readable and listed at once.
+    let c = BlobKey::new("annotated");
+    store.put(&c, b"drawn").await.unwrap();
+    assert!(store.staged().await.unwrap().is_empty());
+    assert_eq!(store.published().await.unwrap().into_iter().map(|l| l.key).collect::<Vec<_>>(), vec![c.clone()]);
+    assert_eq!(store.get(&c).await.unwrap(), b"drawn");
+    store.delete(&c).await.unwrap();
+    assert!(store.published().await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -67,8 +67,8 @@ async fn check_one(state: &AppState, photo: Photo) {
     }
 }
 
-/// Checks the photo and writes the result; the annotated file is staged before the row names it and published
-/// after, as uploads are.
+/// Checks the photo and writes the result. The annotated picture is derived: it is written straight to its place
+/// before the row names it (`BlobStore::put`), and deleted if the row is not written.
 async fn full_check(state: &AppState, photo: &Photo) -> Result<(), String> {
     let original = match state.store.get(&photo.original_key).await {
         Ok(b) => b,
@@ -82,7 +82,7 @@ async fn full_check(state: &AppState, photo: &Photo) -> Result<(), String> {
     let annotated = match &checked.annotated {
         Some((bytes, sha)) => {
             let meta = BlobMeta { key: BlobKey::new("annotated"), bytes: bytes.len() as i64, sha256: sha.clone() };
-            state.store.stage(&meta.key, bytes).await.map_err(|e| e.to_string())?;
+            state.store.put(&meta.key, bytes).await.map_err(|e| e.to_string())?;
             Some(meta)
         }
         None => None,
@@ -97,17 +97,13 @@ async fn full_check(state: &AppState, photo: &Photo) -> Result<(), String> {
         Ok(w) => w,
         Err(e) => {
             if let Some(a) = &annotated {
-                let _ = state.store.discard(&a.key).await;
+                let _ = state.store.delete(&a.key).await;
             }
             return Err(e.to_string());
         }
     };
-    if let Some(a) = &annotated {
-        if written {
-            state.store.publish(&a.key).await.map_err(|e| e.to_string())?;
-        } else {
-            let _ = state.store.discard(&a.key).await;
-        }
+    if !written && let Some(a) = &annotated {
+        let _ = state.store.delete(&a.key).await;
     }
     Ok(())
 }
