@@ -554,3 +554,54 @@ async fn browser_wechat_student_signs_in_pays_and_is_told() {
     drop(driver);
     eprintln!("browser WeChat walk: {:?}", started.elapsed());
 }
+
+/// A photo waiting in the check queue, on a phone: the page says it is checking and how many are ahead, then the
+/// report appears in place when the check ends — the same page, not a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_queued_photo_shows_its_report_without_a_reload() {
+    let driver = Driver::start();
+    // No check worker until the test starts one: the queued page holds still for as long as it needs.
+    let mut config = common::config();
+    config.check_workers = Some(0);
+    let server = TestServer::start_with(config).await;
+    let base = server.base.clone();
+    server.staff("root", Role::SuperAdmin, None).await;
+    let mut root = common::Client::new(&base);
+    root.login("/staff/login", "root", "root-password").await;
+    let school_id = school(&server, &root, "qq", "0").await;
+    let r =
+        root.upload(&format!("/admin/schools/{school_id}/roster"), "roster", "r.csv", roster_csv(1, 1).into()).await;
+    assert_eq!(r.status(), 200);
+    let files = tempfile::tempdir().unwrap();
+    let photo = files.path().join("IMG_0002.JPG");
+    std::fs::write(&photo, &approvable_originals()[0].1).unwrap();
+    let id = id_number(1);
+    let first_password = &id[id.len() - 6..];
+
+    let phone = driver.browser("queued", true).await;
+    phone.goto(&format!("{base}/s/qq/login")).await.unwrap();
+    type_into(&phone, "input[name=username]", "S00001").await;
+    type_into(&phone, "input[name=password]", first_password).await;
+    click(&phone, "main form button[type=submit]").await;
+    wait_path(&phone, "/me/password").await;
+    type_into(&phone, "input[name=current]", first_password).await;
+    type_into(&phone, "input[name=new]", "a-new-password").await;
+    click(&phone, "main form button[type=submit]").await;
+    wait_text(&phone, "我的照片").await;
+    click(&phone, ".type a").await;
+    wait_for(&phone, "#upload input[type=file]").await.send_keys(&photo.display().to_string()).await.unwrap();
+    click(&phone, "#upload button[type=submit]").await;
+    wait_for(&phone, "#checking").await;
+    assert_eq!(wait_for(&phone, "#place-ahead").await.text().await.unwrap(), "0", "first in the queue");
+    phone_shot(&phone, "19-checking").await;
+    // A mark on this page: a reload would lose it.
+    phone.execute("window.sameMark = 'kept'; return true;", vec![]).await.unwrap();
+    let worker = tokio::spawn(gradphoto_web::checks::run(server.state.clone()));
+    wait_for(&phone, ".verdict").await;
+    let mark = phone.execute("return window.sameMark || null;", vec![]).await.unwrap();
+    assert_eq!(mark, json!("kept"), "the report came in place, without a reload; {}", whereabouts(&phone).await);
+    wait_for(&phone, "form[action$='/submit'] button[type=submit]").await;
+    phone_shot(&phone, "20-checked-in-place").await;
+    worker.abort();
+    phone.close().await.unwrap();
+}
