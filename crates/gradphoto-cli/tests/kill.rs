@@ -7,6 +7,8 @@
 // Each client signs in from its own loopback address (127.0.1.x), which Linux routes and other systems may not.
 #![cfg(target_os = "linux")]
 
+mod support;
+
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -18,10 +20,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use gradphoto_core::seal::{AesGcmSealer, verify_jpeg};
 use gradphoto_store::blob::sha256_hex;
 use gradphoto_store::{BlobStore, Db, LocalStore};
-use gradphoto_testkit::exif::ExifSpec;
-use gradphoto_testkit::{JpegSpec, encode};
 use reqwest::cookie::{CookieStore, Jar};
 use serde_json::Value;
+use support::{Photos, id_number, photos, roster_csv, student_no};
 
 const STUDENTS: usize = 30;
 /// Students outside the load, one per round: the API step after a restart uses round r's when every student of
@@ -204,50 +205,8 @@ async fn answer(sent: impl Future<Output = reqwest::Result<reqwest::Response>>) 
 // Data: the roster and the photos
 // ---------------------------------------------------------------------------------------------------------------
 
-/// GB 11643 numbers with valid check digits; student `i` (from 0) has serial `i + 1`.
-fn id_number(i: usize) -> String {
-    gradphoto_web::with_check_digit(&format!("11010519900101{:03}", i + 1))
-}
-
-fn student_no(i: usize) -> String {
-    format!("S{:05}", i + 1)
-}
-
 fn student_index(no: &str) -> usize {
     no.trim_start_matches('S').parse::<usize>().unwrap() - 1
-}
-
-fn roster_csv() -> String {
-    let mut s = String::from("学号,姓名,证件类型,证件号码,学院,学历层次\n");
-    for i in 0..STUDENTS + RESERVE {
-        s.push_str(&format!("{},学生{i},居民身份证,{},计算机学院,本科\n", student_no(i), id_number(i)));
-    }
-    s
-}
-
-struct Photos {
-    /// Studio originals (1500 × 2000) a reviewer approves and normalisation can crop.
-    originals: Vec<Vec<u8>>,
-    /// A small grey picture: checked fast and stored with its report, never approvable. More files come and go.
-    junk: Vec<u8>,
-}
-
-fn photos() -> Photos {
-    let models = gradphoto_eval::face_models(&gradphoto_testkit::models_data_dir()).expect("models");
-    let portraits = gradphoto_testkit::shared_dir().join("testdata/portraits");
-    let spec = JpegSpec { quality: 92, exif: Some(ExifSpec::camera().build()), ..Default::default() };
-    let originals: Vec<Vec<u8>> = gradphoto_eval::sources(&models, &portraits)
-        .iter()
-        .filter(|src| src.mouth_closed == Some(true) && !src.head_tilted)
-        .take(3)
-        .map(|src| {
-            let img = gradphoto_eval::studio_original(src, 1500, 2000, 520.0);
-            encode(&gradphoto_eval::to_image(&img), &spec)
-        })
-        .collect();
-    assert!(originals.len() >= 2, "approvable portraits in the shared test data");
-    let grey = image::RgbImage::from_pixel(480, 640, image::Rgb([180, 190, 200]));
-    Photos { originals, junk: encode(&grey, &JpegSpec::default()) }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -724,8 +683,10 @@ async fn nothing_lost_when_the_server_is_killed() {
     let school = v["school"].as_i64().unwrap();
     let mut admin = Client::new(&base, Ipv4Addr::new(127, 0, 0, 3));
     admin.login("/staff/login", "kill-admin", "kill-admin-password").await;
-    let (status, v) =
-        admin.upload(&format!("/admin/schools/{school}/roster"), "roster", roster_csv().into_bytes()).await.unwrap();
+    let (status, v) = admin
+        .upload(&format!("/admin/schools/{school}/roster"), "roster", roster_csv(STUDENTS + RESERVE).into_bytes())
+        .await
+        .unwrap();
     assert_eq!((status, v["import"]["created"].as_u64()), (200, Some((STUDENTS + RESERVE) as u64)), "{v}");
     let reviewer_form = [("username", "kill-reviewer"), ("password", "kill-reviewer-password"), ("role", "reviewer")];
     let (status, v) = admin.post(&format!("/admin/schools/{school}/staff"), &reviewer_form).await.unwrap();

@@ -7,6 +7,8 @@
 // Each client signs in from its own loopback address (127.0.1.x), which Linux routes and other systems may not.
 #![cfg(target_os = "linux")]
 
+mod support;
+
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -18,10 +20,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use gradphoto_core::seal::{AesGcmSealer, verify_jpeg};
 use gradphoto_store::blob::sha256_hex;
 use gradphoto_store::{BlobKey, BlobStore, Db, S3Config, S3Store};
-use gradphoto_testkit::exif::ExifSpec;
-use gradphoto_testkit::{JpegSpec, encode};
 use reqwest::cookie::{CookieStore, Jar};
 use serde_json::Value;
+use support::{Photos, id_number, photos, roster_csv, student_no};
 
 const STUDENTS: usize = 24;
 const SCHOOL: &str = "nodes";
@@ -301,44 +302,6 @@ impl Client {
     }
 }
 
-fn id_number(i: usize) -> String {
-    gradphoto_web::with_check_digit(&format!("11010519900101{:03}", i + 1))
-}
-
-fn student_no(i: usize) -> String {
-    format!("S{:05}", i + 1)
-}
-
-fn roster_csv() -> String {
-    let mut s = String::from("学号,姓名,证件类型,证件号码,学院,学历层次\n");
-    for i in 0..STUDENTS {
-        s.push_str(&format!("{},学生{i},居民身份证,{},计算机学院,本科\n", student_no(i), id_number(i)));
-    }
-    s
-}
-
-struct Photos {
-    /// Studio originals a reviewer approves and normalisation can crop.
-    originals: Vec<Vec<u8>>,
-    /// A small grey picture: a first try the student replaces.
-    junk: Vec<u8>,
-}
-
-fn photos() -> Photos {
-    let models = gradphoto_eval::face_models(&gradphoto_testkit::models_data_dir()).expect("models");
-    let portraits = gradphoto_testkit::shared_dir().join("testdata/portraits");
-    let spec = JpegSpec { quality: 92, exif: Some(ExifSpec::camera().build()), ..Default::default() };
-    let originals: Vec<Vec<u8>> = gradphoto_eval::sources(&models, &portraits)
-        .iter()
-        .filter(|src| src.mouth_closed == Some(true) && !src.head_tilted)
-        .take(3)
-        .map(|src| encode(&gradphoto_eval::to_image(&gradphoto_eval::studio_original(src, 1500, 2000, 520.0)), &spec))
-        .collect();
-    assert!(originals.len() >= 2, "approvable portraits in the shared test data");
-    let grey = image::RgbImage::from_pixel(480, 640, image::Rgb([180, 190, 200]));
-    Photos { originals, junk: encode(&grey, &JpegSpec::default()) }
-}
-
 /// One request, or two at once (a double tap or click), each to its own node.
 async fn once_or_twice<F: Future<Output = Reply>>(twice: bool, send: impl Fn() -> F) -> Vec<Reply> {
     if twice {
@@ -523,7 +486,7 @@ async fn set_up(cl: &Cluster) -> (Client, Vec<Client>, i64) {
     let school = v["school"].as_i64().unwrap();
     let mut admin = Client::new(Ipv4Addr::new(127, 0, 0, 3));
     admin.login(cl, "/staff/login", "nodes-admin", "nodes-admin-password").await;
-    let roster = roster_csv().into_bytes();
+    let roster = roster_csv(STUDENTS).into_bytes();
     let (status, v) =
         admin.upload(cl, &format!("/admin/schools/{school}/roster"), "roster", &roster, false).await.unwrap();
     assert_eq!((status, v["import"]["created"].as_u64()), (200, Some(STUDENTS as u64)), "{v}");

@@ -108,9 +108,13 @@ impl LocalStore {
         self.root.join("staging").join(key.as_str())
     }
 
-    fn object_path(&self, key: &BlobKey) -> PathBuf {
+    fn object_dir(&self, key: &BlobKey) -> PathBuf {
         let hex = key.as_str().rsplit('-').next().unwrap_or("00");
-        self.root.join("objects").join(&hex[..2]).join(key.as_str())
+        self.root.join("objects").join(&hex[..2])
+    }
+
+    fn object_path(&self, key: &BlobKey) -> PathBuf {
+        self.object_dir(key).join(key.as_str())
     }
 }
 
@@ -146,8 +150,7 @@ impl BlobStore for LocalStore {
 
     async fn publish(&self, key: &BlobKey) -> Result<(), BlobError> {
         let from = self.staged_path(key);
-        let to = self.object_path(key);
-        let dir = to.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        let (dir, to) = (self.object_dir(key), self.object_path(key));
         tokio::fs::create_dir_all(&dir).await?;
         match tokio::fs::rename(&from, &to).await {
             Ok(()) => {
@@ -170,29 +173,20 @@ impl BlobStore for LocalStore {
     }
 
     async fn get(&self, key: &BlobKey) -> Result<Vec<u8>, BlobError> {
-        match tokio::fs::read(self.object_path(key)).await {
-            Ok(b) => Ok(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match tokio::fs::read(self.staged_path(key)).await {
-                Ok(b) => Ok(b),
-                // Published between the two looks (renamed from staging): once more where it is now.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    match tokio::fs::read(self.object_path(key)).await {
-                        Ok(b) => Ok(b),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::NotFound),
-                        Err(e) => Err(e.into()),
-                    }
-                }
-                Err(e) => Err(e.into()),
-            },
-            Err(e) => Err(e.into()),
+        // Published, or still staged (its row committed, the publish not yet done) — or published between those
+        // two looks (renamed from staging), so a miss in both places looks once more where it is now.
+        for path in [self.object_path(key), self.staged_path(key), self.object_path(key)] {
+            if let Some(bytes) = read_if_present(&path).await? {
+                return Ok(bytes);
+            }
         }
+        Err(BlobError::NotFound)
     }
 
     async fn put(&self, key: &BlobKey, bytes: &[u8]) -> Result<(), BlobError> {
-        let to = self.object_path(key);
-        let dir = to.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        let dir = self.object_dir(key);
         tokio::fs::create_dir_all(&dir).await?;
-        write_durable(&to, bytes).await?;
+        write_durable(&self.object_path(key), bytes).await?;
         sync_dir(&dir).await;
         Ok(())
     }
@@ -212,13 +206,10 @@ impl BlobStore for LocalStore {
                 let _ = tokio::fs::remove_file(entry.path()).await;
                 continue;
             }
-            if let Ok(key) = BlobKey::parse(&name) {
-                match modified_ms(&entry.path()).await {
-                    Ok(modified_ms) => keys.push(Listed { key, modified_ms }),
-                    // Published or discarded since the directory was read.
-                    Err(BlobError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
+            if let Ok(key) = BlobKey::parse(&name)
+                && let Some(modified_ms) = modified_ms(&entry.path()).await?
+            {
+                keys.push(Listed { key, modified_ms });
             }
         }
         keys.sort_by(|a, b| a.key.cmp(&b.key));
@@ -234,13 +225,10 @@ impl BlobStore for LocalStore {
             }
             let mut dir = tokio::fs::read_dir(shard.path()).await?;
             while let Some(entry) = dir.next_entry().await? {
-                if let Ok(key) = BlobKey::parse(&entry.file_name().to_string_lossy()) {
-                    match modified_ms(&entry.path()).await {
-                        Ok(modified_ms) => keys.push(Listed { key, modified_ms }),
-                        // Deleted since the directory was read.
-                        Err(BlobError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e),
-                    }
+                if let Ok(key) = BlobKey::parse(&entry.file_name().to_string_lossy())
+                    && let Some(modified_ms) = modified_ms(&entry.path()).await?
+                {
+                    keys.push(Listed { key, modified_ms });
                 }
             }
         }
@@ -249,13 +237,26 @@ impl BlobStore for LocalStore {
     }
 }
 
-/// A file's mtime in ms since the Unix epoch (negative before it).
-async fn modified_ms(path: &Path) -> Result<i64, BlobError> {
-    let t = tokio::fs::metadata(path).await?.modified()?;
-    Ok(match t.duration_since(std::time::UNIX_EPOCH) {
+/// A file's mtime in ms since the Unix epoch (negative before it); `None` when the file went since its directory was
+/// read (published, discarded or deleted meanwhile).
+async fn modified_ms(path: &Path) -> Result<Option<i64>, BlobError> {
+    let t = match tokio::fs::metadata(path).await {
+        Ok(m) => m.modified()?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some(match t.duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => d.as_millis() as i64,
         Err(e) => -(e.duration().as_millis() as i64),
-    })
+    }))
+}
+
+async fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, BlobError> {
+    match tokio::fs::read(path).await {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn remove_if_present(path: &Path) -> Result<(), BlobError> {

@@ -1,7 +1,8 @@
 //! The check queue. An upload is answered with the file rules' verdict and its place in the queue as soon as its
 //! row is committed; the full check (faces, framing, background, the annotated picture) runs here, on whichever
-//! node claims it first, oldest upload first (`Db::claim_check`). Each node runs one worker per core, so a burst is
-//! checked at the speed of all the cores of all the nodes, in arrival order, while pages keep answering.
+//! node claims it first, oldest upload first (`Db::claim_check`). Each node runs a check thread per core (two
+//! workers feed each, see `crate::serve`), so a burst is checked at the speed of all the cores of all the nodes, in
+//! arrival order, while pages keep answering.
 //!
 //! A claim is a lease: a node that dies mid-check leaves the photo to another node when the lease ends. Finishing
 //! is idempotent (`Db::complete_check` writes only over a queued row), so a check finished twice is written once.
@@ -87,12 +88,7 @@ async fn full_check(state: &AppState, photo: &Photo) -> Result<(), String> {
         }
         None => None,
     };
-    let result = CheckResult {
-        annotated: annotated.clone(),
-        verdict: photos::verdict_str(checked.report.verdict).to_string(),
-        failing: photos::failing(&checked.report),
-        report: serde_json::to_string(&checked.report).map_err(|e| e.to_string())?,
-    };
+    let result = result_of(&checked.report, annotated.clone())?;
     let written = match state.db.complete_check(photo.id, &result).await {
         Ok(w) => w,
         Err(e) => {
@@ -116,14 +112,18 @@ async fn give_up(state: &AppState, photo: &Photo) -> Result<(), String> {
         message: Message::new("照片无法分析，请换一张重新上传", "the photo could not be analysed; upload another"),
     });
     report.settle();
-    let result = CheckResult {
-        annotated: None,
-        verdict: photos::verdict_str(report.verdict).to_string(),
-        failing: photos::failing(&report),
-        report: serde_json::to_string(&report).map_err(|e| e.to_string())?,
-    };
-    state.db.complete_check(photo.id, &result).await.map_err(|e| e.to_string())?;
+    state.db.complete_check(photo.id, &result_of(&report, None)?).await.map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// The row's fields for a finished report.
+fn result_of(report: &Report, annotated: Option<BlobMeta>) -> Result<CheckResult, String> {
+    Ok(CheckResult {
+        annotated,
+        verdict: photos::verdict_str(report.verdict).to_string(),
+        failing: photos::failing(report),
+        report: serde_json::to_string(report).map_err(|e| e.to_string())?,
+    })
 }
 
 /// What a page waiting for a check learns.

@@ -1,6 +1,6 @@
 //! Checking an upload and turning reports into what pages show. The file rules answer the upload at once; the full
-//! check and the drawing of the annotated picture run later on the blocking pool (`crate::checks` queues them), at
-//! most one per core at a time, so a burst waits its turn rather than slowing every check down.
+//! check and the drawing of the annotated picture run later on the check threads (`CheckPool`; `crate::checks`
+//! queues them), one per core, so a burst waits its turn rather than slowing every check down.
 
 use std::sync::Arc;
 

@@ -36,7 +36,7 @@ pub struct Inner {
     pub check_wake: tokio::sync::Notify,
     /// Each photo whose check this node's workers finished, for the pages waiting on it.
     pub checked: tokio::sync::broadcast::Sender<gradphoto_store::PhotoId>,
-    /// Bounds the upload bodies read at once (`Config::upload_bodies`).
+    /// Bounds the uploads taken in at once, from the first byte read to the answer (`Config::upload_bodies`).
     pub upload_bodies: Arc<tokio::sync::Semaphore>,
     /// The official account and WeChat Pay, when `[wechat]` is configured.
     pub wechat: Option<Arc<crate::wechat::WeChat>>,
