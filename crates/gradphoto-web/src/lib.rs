@@ -8,6 +8,7 @@ pub mod backup;
 pub mod checks;
 pub mod config;
 pub mod error;
+pub mod linger;
 pub mod pay;
 pub mod photos;
 pub mod public;
@@ -214,6 +215,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(error::negotiate))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(move |req, next| linger::linger(limit, req, next)))
         .layer(axum::middleware::from_fn(access_log))
         .with_state(state)
 }

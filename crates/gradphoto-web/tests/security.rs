@@ -190,3 +190,59 @@ async fn uploads_are_capped_sniffed_and_leave_nothing_when_refused() {
     let staged = std::fs::read_dir(server.dir.path().join("store/staging")).unwrap().count();
     assert_eq!(staged, 0);
 }
+
+/// An answer given before the body is read (here a form without its CSRF token, refused by the guard; in the kill
+/// test an upload to a photo in review, 409) reaches the client, and the connection stays usable once the client
+/// has sent the rest. Before `linger`, the server closed the connection with the body still arriving: the next
+/// request on it found the connection closed, and a client still sending could lose the answer to a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_before_the_body_is_read_reaches_the_client_and_the_connection_lives_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut body = b"--b\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.jpg\"\r\n\r\n".to_vec();
+    body.resize(body.len() + 2 * 1024 * 1024, b'x');
+    body.extend_from_slice(b"\r\n--b--\r\n");
+    let head = format!(
+        "POST /me/photos/1 HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\
+         Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&body[..16 * 1024]).await.unwrap();
+
+    // Reads one answer: its status line and, by its Content-Length, its body.
+    async fn answer(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> String {
+        let deadline = std::time::Duration::from_secs(20);
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    buf.drain(..end + 4 + len);
+                    return head;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(deadline, tcp.read(&mut chunk))
+                .await
+                .expect("an answer within 20 s")
+                .expect("the connection was not reset");
+            assert!(n > 0, "the server closed the connection before answering: {}", String::from_utf8_lossy(buf));
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+    let mut buf = Vec::new();
+    let first = answer(&mut tcp, &mut buf).await;
+    assert!(first.starts_with("HTTP/1.1 4"), "refused without the CSRF token: {first}");
+    // The rest of the body, then a second request on the same connection.
+    tcp.write_all(&body[16 * 1024..]).await.expect("the rest of the body is taken");
+    tcp.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await.unwrap();
+    let second = answer(&mut tcp, &mut buf).await;
+    assert!(second.starts_with("HTTP/1.1 200"), "the connection serves the next request: {second}");
+}
