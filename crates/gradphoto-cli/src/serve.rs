@@ -101,6 +101,22 @@ enum AdminCommand {
         #[arg(long)]
         to: PathBuf,
     },
+    /// 更换证件号加密密钥 / rotate the key that seals id numbers and openids: `rotate`, restart every node,
+    /// `reseal`, then `retire`
+    #[command(name = "id-key", subcommand)]
+    IdKey(IdKeyStep),
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum IdKeyStep {
+    /// 生成新密钥（旧密钥仍可解密）/ make a new key that seals from now on; the old one still opens. Then copy
+    /// keys.toml to every node and restart them one by one.
+    Rotate,
+    /// 用新密钥重新加密所有记录 / re-seal every row that an old key sealed with the new one (run once every node
+    /// has been restarted with the new keys.toml)
+    Reseal,
+    /// 删除旧密钥 / remove the old keys from keys.toml once no row needs them
+    Retire,
 }
 
 pub fn admin(args: AdminArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
@@ -122,6 +138,7 @@ pub fn admin(args: AdminArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
+        AdminCommand::IdKey(step) => return id_key(step, &data),
     };
     let role =
         Role::parse(&role).with_context(|| format!("unknown role {role}: super_admin, school_admin or reviewer"))?;
@@ -143,4 +160,70 @@ pub fn admin(args: AdminArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
         println!("created {} {username} (id {id})", role.as_str());
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn id_key(step: IdKeyStep, data: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use gradphoto_web::secrets::{Secrets, reseal};
+    if !data.join("keys.toml").exists() {
+        bail!("{} has no keys.toml: start the service there once, or name the data folder with --data", data.display());
+    }
+    let (mut secrets, _) = Secrets::load_or_create(data)?;
+    let config = gradphoto_web::Config::load(data)?;
+    let survey = |write: bool| {
+        let vault = secrets.vault();
+        let url = config.database_url(data);
+        runtime()?.block_on(async move {
+            let db = gradphoto_store::Db::connect(&url).await?;
+            anyhow::Ok(reseal(&db, &vault, write).await?)
+        })
+    };
+    match step {
+        IdKeyStep::Rotate => {
+            if !secrets.previous_id_keys.is_empty() {
+                bail!(
+                    "a rotation is under way: run `gradphoto admin id-key reseal`, then `retire`, before the next one"
+                );
+            }
+            secrets.rotate_id_key();
+            secrets.save(data)?;
+            println!(
+                "a new id key seals from now on; the old one still opens. Next: copy {} to every node and restart \
+                 them one by one, then run `gradphoto admin id-key reseal`",
+                data.join("keys.toml").display()
+            );
+        }
+        IdKeyStep::Reseal => {
+            if secrets.previous_id_keys.is_empty() {
+                bail!("no rotation is under way: run `gradphoto admin id-key rotate` first");
+            }
+            let r = survey(true)?;
+            println!(
+                "re-sealed {} rows with the new key ({} were already); next: `gradphoto admin id-key retire`",
+                r.previous, r.current
+            );
+            if r.unopenable > 0 {
+                eprintln!("note: {} rows open with no key in keys.toml and were left as they are", r.unopenable);
+            }
+        }
+        IdKeyStep::Retire => {
+            let r = survey(false)?;
+            if r.previous > 0 {
+                bail!(
+                    "{} rows are still sealed with an old key: run `gradphoto admin id-key reseal` first",
+                    r.previous
+                );
+            }
+            let retired = std::mem::take(&mut secrets.previous_id_keys).len();
+            secrets.save(data)?;
+            println!(
+                "retired {retired} old keys: every one of {} rows opens with the current key. Copy keys.toml to every \
+                 node; each drops the old key from memory at its next restart",
+                r.current
+            );
+            if r.unopenable > 0 {
+                eprintln!("note: {} rows open with no key and were left as they are", r.unopenable);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

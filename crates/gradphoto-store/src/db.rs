@@ -152,6 +152,15 @@ pub struct Staff {
     pub locked_until: i64,
 }
 
+/// A value the vault sealed, as stored: its row, and for id numbers the school and kind that are its context.
+#[derive(Debug, Clone)]
+pub struct SealedValue {
+    pub row: i64,
+    pub school_id: Option<SchoolId>,
+    pub kind: String,
+    pub cipher: Vec<u8>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Student {
     pub id: StudentId,
@@ -2187,6 +2196,71 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         r.as_ref().map(student_row).transpose()
+    }
+
+    /// A page of the students' sealed id numbers after row `after`, for re-sealing under a new key.
+    pub async fn sealed_id_numbers(&self, after: i64, limit: i64) -> Result<Vec<SealedValue>> {
+        let rows =
+            sqlx::query("SELECT id, school_id, id_kind, id_cipher FROM students WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SealedValue {
+                    row: r.try_get("id")?,
+                    school_id: Some(SchoolId(r.try_get("school_id")?)),
+                    kind: r.try_get("id_kind")?,
+                    cipher: r.try_get("id_cipher")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces a student's sealed id number if it is still `old` (a roster import meanwhile wins). Returns
+    /// whether it was replaced.
+    pub async fn reseal_id_number(&self, row: i64, old: &[u8], new: &[u8]) -> Result<bool> {
+        let r = sqlx::query("UPDATE students SET id_cipher = $1 WHERE id = $2 AND id_cipher = $3")
+            .bind(new.to_vec())
+            .bind(row)
+            .bind(old.to_vec())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// A page of the WeChat bindings' sealed openids after row `after`.
+    pub async fn sealed_openids(&self, after: i64, limit: i64) -> Result<Vec<SealedValue>> {
+        let rows = sqlx::query(
+            "SELECT id, subject_cipher FROM bindings WHERE channel = 'wechat' AND subject_cipher IS NOT NULL \
+             AND id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SealedValue {
+                    row: r.try_get("id")?,
+                    school_id: None,
+                    kind: String::new(),
+                    cipher: r.try_get("subject_cipher")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces a binding's sealed openid if it is still `old`.
+    pub async fn reseal_openid(&self, row: i64, old: &[u8], new: &[u8]) -> Result<bool> {
+        let r = sqlx::query("UPDATE bindings SET subject_cipher = $1 WHERE id = $2 AND subject_cipher = $3")
+            .bind(new.to_vec())
+            .bind(row)
+            .bind(old.to_vec())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// The sealed openid the student is bound to, for sending them messages.

@@ -1,6 +1,10 @@
 //! Identity-document numbers at rest: AES-256-GCM for the number itself (random nonce per value, the school and
 //! kind as associated data so a ciphertext cannot be moved to another row's meaning), and HMAC-SHA256 under a
 //! second key as the lookup hash, so a number can be found without being stored in the clear.
+//!
+//! The encryption key rotates: previous keys still open (tried after the current one; AES-GCM's tag tells a wrong
+//! key), the current key seals, and `gradphoto admin id-key` re-seals every row and then retires the previous keys.
+//! The lookup key does not: it also keys device and rate-limit hashes whose values are not kept.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -22,6 +26,8 @@ pub enum VaultError {
 #[derive(Clone)]
 pub struct Vault {
     cipher: Aes256Gcm,
+    /// Keys that open what they sealed before a rotation; they seal nothing.
+    previous: Vec<Aes256Gcm>,
     lookup: [u8; 32],
 }
 
@@ -35,7 +41,15 @@ const NONCE: usize = 12;
 
 impl Vault {
     pub fn new(encryption_key: [u8; 32], lookup_key: [u8; 32]) -> Vault {
-        Vault { cipher: Aes256Gcm::new(&encryption_key.into()), lookup: lookup_key }
+        Vault { cipher: Aes256Gcm::new(&encryption_key.into()), previous: Vec::new(), lookup: lookup_key }
+    }
+
+    /// The same vault, also opening what `keys` (base64, as the key file holds them) sealed.
+    pub fn with_previous<S: AsRef<str>>(mut self, keys: &[S]) -> Result<Vault, VaultError> {
+        for k in keys {
+            self.previous.push(Aes256Gcm::new(&decode_key(k.as_ref())?.into()));
+        }
+        Ok(self)
     }
 
     /// From the two keys in base64, as the key file holds them.
@@ -62,16 +76,17 @@ impl Vault {
         out
     }
 
+    /// Opens with the current key or any previous one.
     pub fn open(&self, context: &str, sealed: &[u8]) -> Result<String, VaultError> {
-        if sealed.len() < NONCE + 16 {
-            return Err(VaultError::Open);
-        }
-        let (nonce, ct) = sealed.split_at(NONCE);
-        let plain = self
-            .cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: context.as_bytes() })
-            .map_err(|_| VaultError::Open)?;
-        String::from_utf8(plain).map_err(|_| VaultError::Open)
+        std::iter::once(&self.cipher)
+            .chain(&self.previous)
+            .find_map(|c| open_with(c, context, sealed))
+            .ok_or(VaultError::Open)
+    }
+
+    /// Whether `sealed` opens with the current key: a row that does needs no re-sealing.
+    pub fn opens_with_current(&self, context: &str, sealed: &[u8]) -> bool {
+        open_with(&self.cipher, context, sealed).is_some()
     }
 
     /// The keyed lookup hash of a normalised number.
@@ -88,6 +103,15 @@ impl Vault {
         mac.update(value);
         mac.finalize().into_bytes().to_vec()
     }
+}
+
+fn open_with(cipher: &Aes256Gcm, context: &str, sealed: &[u8]) -> Option<String> {
+    if sealed.len() < NONCE + 16 {
+        return None;
+    }
+    let (nonce, ct) = sealed.split_at(NONCE);
+    let plain = cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: context.as_bytes() }).ok()?;
+    String::from_utf8(plain).ok()
 }
 
 fn decode_key(b64: &str) -> Result<[u8; 32], VaultError> {
@@ -111,6 +135,21 @@ mod tests {
         assert_eq!(v.open("1:mainland", &sealed).unwrap(), "11010519491231002X");
         assert!(v.open("2:mainland", &sealed).is_err(), "a ciphertext moved to another school must not open");
         assert_ne!(v.seal("1:mainland", "x"), v.seal("1:mainland", "x"), "nonces are random");
+    }
+
+    #[test]
+    fn previous_keys_open_and_only_the_current_one_seals() {
+        let (old_key, new_key, lookup) = (Vault::generate_key(), Vault::generate_key(), Vault::generate_key());
+        let old = Vault::from_base64(&old_key, &lookup).unwrap();
+        let sealed_before = old.seal("1:mainland", "11010519491231002X");
+        let ring = Vault::from_base64(&new_key, &lookup).unwrap().with_previous(&[&old_key]).unwrap();
+        assert_eq!(ring.open("1:mainland", &sealed_before).unwrap(), "11010519491231002X");
+        assert!(!ring.opens_with_current("1:mainland", &sealed_before));
+        let sealed_after = ring.seal("1:mainland", "11010519491231002X");
+        assert!(ring.opens_with_current("1:mainland", &sealed_after));
+        assert!(old.open("1:mainland", &sealed_after).is_err(), "the new key seals, not the old one");
+        assert_eq!(ring.lookup_hash("123"), old.lookup_hash("123"), "the lookup key does not rotate");
+        assert!(ring.clone().with_previous(&["c2hvcnQ="]).is_err());
     }
 
     #[test]

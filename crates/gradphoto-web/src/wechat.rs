@@ -93,7 +93,7 @@ pub fn openid_hash(state: &AppState, openid: &str) -> Vec<u8> {
     state.vault.keyed(b"wechat-openid", openid.as_bytes())
 }
 
-const OPENID_CONTEXT: &str = "wechat-openid";
+pub const OPENID_CONTEXT: &str = "wechat-openid";
 const COOKIE_CONTEXT: &str = "wechat-openid-cookie";
 
 fn seal_cookie(state: &AppState, openid: &str) -> String {
