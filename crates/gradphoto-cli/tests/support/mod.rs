@@ -1,4 +1,5 @@
 //! What the kill tests share: the students' numbers, the roster, and the photos they upload.
+#![allow(dead_code)] // each test binary uses its own part
 
 use gradphoto_testkit::exif::ExifSpec;
 use gradphoto_testkit::{JpegSpec, encode};
