@@ -209,11 +209,12 @@ pub async fn import_roster(
     State(state): State<AppState>,
     s: StaffSession,
     Path(id): Path<i64>,
+    headers: axum::http::HeaderMap,
     mut multipart: Multipart,
 ) -> AppResult<Response> {
     let id = SchoolId(id);
     s.require_admin(id)?;
-    let bytes = crate::student::read_file_field(&mut multipart, "roster", state.config.max_roster).await?;
+    let bytes = crate::student::read_file_field(&mut multipart, &headers, "roster", state.config.max_roster).await?;
     let parsed =
         tokio::task::spawn_blocking(move || crate::roster_file::parse(&bytes)).await.map_err(AppError::internal)?;
     let roster = parsed.map_err(|e| AppError::BadRequest(e.code, e.message))?;

@@ -71,15 +71,18 @@ async fn check_one(state: &AppState, photo: Photo) {
 /// Checks the photo and writes the result. The annotated picture is derived: it is written straight to its place
 /// before the row names it (`BlobStore::put`), and deleted if the row is not written.
 async fn full_check(state: &AppState, photo: &Photo) -> Result<(), String> {
-    let original = match state.store.get(&photo.original_key).await {
-        Ok(b) => b,
-        // Replaced meanwhile: its row and files are gone, nothing to check.
-        Err(gradphoto_store::BlobError::NotFound) if state.db.photo(photo.id).await.is_err() => return Ok(()),
-        Err(e) => return Err(e.to_string()),
+    let original = match state.fresh.take(&photo.original_key) {
+        Some(b) => b,
+        None => match state.store.get(&photo.original_key).await {
+            Ok(b) => Arc::new(b),
+            // Replaced meanwhile: its row and files are gone, nothing to check.
+            Err(gradphoto_store::BlobError::NotFound) if state.db.photo(photo.id).await.is_err() => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        },
     };
     let student = state.db.student(photo.student_id).await.map_err(|e| e.to_string())?;
     let school = state.db.school(student.school_id).await.map_err(|e| e.to_string())?;
-    let checked = photos::check_upload(state, Arc::new(original), &school).await.map_err(|e| format!("{e:?}"))?;
+    let checked = photos::check_upload(state, original, &school).await.map_err(|e| format!("{e:?}"))?;
     let annotated = match &checked.annotated {
         Some((bytes, sha)) => {
             let meta = BlobMeta { key: BlobKey::new("annotated"), bytes: bytes.len() as i64, sha256: sha.clone() };

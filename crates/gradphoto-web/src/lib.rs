@@ -8,6 +8,7 @@ pub mod backup;
 pub mod checks;
 pub mod config;
 pub mod error;
+pub mod fresh;
 pub mod linger;
 pub mod pay;
 pub mod photos;
@@ -124,6 +125,7 @@ pub async fn open(data: &Path, config: Config) -> Result<AppState, StartError> {
         // Waiters filter by photo id; one that falls behind reads its row again, so the capacity is not critical.
         checked: tokio::sync::broadcast::channel(1024).0,
         upload_bodies: Arc::new(tokio::sync::Semaphore::new(config.upload_bodies.max(1))),
+        fresh: fresh::FreshOriginals::new(if config.check_workers() > 0 { fresh::KEEP_BYTES } else { 0 }),
         wechat,
         config,
     })))

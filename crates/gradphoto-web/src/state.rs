@@ -38,6 +38,8 @@ pub struct Inner {
     pub checked: tokio::sync::broadcast::Sender<gradphoto_store::PhotoId>,
     /// Bounds the uploads taken in at once, from the first byte read to the answer (`Config::upload_bodies`).
     pub upload_bodies: Arc<tokio::sync::Semaphore>,
+    /// Originals just taken in, for this node's own checks (`crate::fresh`).
+    pub fresh: crate::fresh::FreshOriginals,
     /// The official account and WeChat Pay, when `[wechat]` is configured.
     pub wechat: Option<Arc<crate::wechat::WeChat>>,
 }

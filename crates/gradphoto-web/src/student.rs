@@ -161,7 +161,20 @@ pub async fn photo_page(
 }
 
 /// Reads one file field, refusing more than `max` bytes as the body streams in.
-pub async fn read_file_field(multipart: &mut Multipart, name: &str, max: usize) -> AppResult<Vec<u8>> {
+/// Reads the file field `name`, at most `max` bytes. `headers` give the body's length, which sizes the buffer once
+/// (growing it by doubling copied a 2 MB photo about twice over and churned the allocator).
+pub async fn read_file_field(
+    multipart: &mut Multipart,
+    headers: &axum::http::HeaderMap,
+    name: &str,
+    max: usize,
+) -> AppResult<Vec<u8>> {
+    let expected = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(max);
     let too_large = || {
         AppError::TooLarge(Message::new(
             format!("文件超过 {} MB，请上传原图或较小的文件", max / (1024 * 1024)),
@@ -182,7 +195,7 @@ pub async fn read_file_field(multipart: &mut Multipart, name: &str, max: usize) 
         if field.name() != Some(name) {
             continue;
         }
-        let mut buf = Vec::new();
+        let mut buf = Vec::with_capacity(expected);
         while let Some(chunk) = field.chunk().await.map_err(broken)? {
             if buf.len() + chunk.len() > max {
                 return Err(too_large());
@@ -217,7 +230,7 @@ pub async fn upload(
     // wait here, before their first byte is read. Work in progress stays small, so each upload taken in is
     // answered quickly instead of all of a burst's answers waiting behind each other (and pages behind them all).
     let taking_in = state.upload_bodies.acquire().await.map_err(AppError::internal)?;
-    let bytes = read_file_field(&mut multipart, "photo", state.config.max_upload).await?;
+    let bytes = read_file_field(&mut multipart, &headers, "photo", state.config.max_upload).await?;
     let read_at = std::time::Instant::now();
     if bytes.is_empty() {
         return Err(AppError::BadRequest("upload.empty", Message::new("文件是空的", "the file is empty")));
@@ -327,7 +340,7 @@ async fn store_upload(
     state: &AppState,
     student: &Student,
     photo_type: PhotoTypeId,
-    bytes: &[u8],
+    bytes: &Arc<Vec<u8>>,
     file: &photos::FileChecked,
     timing: &mut Vec<(&'static str, f64)>,
 ) -> AppResult<PhotoId> {
@@ -340,6 +353,11 @@ async fn store_upload(
         BlobMeta { key: BlobKey::new("original"), bytes: bytes.len() as i64, sha256: file.original_sha256.clone() };
     state.store.stage(&original.key, bytes).await?;
     lap("stage");
+    // Before the commit, so that a worker of this node woken by its own timer finds it too; one never taken (the
+    // commit fails, or another node checks it) goes stale in `fresh`.
+    if file.report.error.is_none() {
+        state.fresh.keep(&original.key, bytes.clone());
+    }
     let report = serde_json::to_string(&file.report).map_err(AppError::internal)?;
     let finished = file.report.error.is_some();
     let new = NewPhoto {

@@ -340,12 +340,23 @@ impl Profile {
 
     /// The uploaded original (N, G).
     pub fn upload() -> Profile {
-        Self::from_toml(include_str!("../../profiles/upload.toml")).expect("built-in profile is valid")
+        // Parsed once: the service asks for it at every upload and check, and parsing was 3 % of its request CPU.
+        static UPLOAD: std::sync::OnceLock<Profile> = std::sync::OnceLock::new();
+        UPLOAD
+            .get_or_init(|| {
+                Self::from_toml(include_str!("../../profiles/upload.toml")).expect("built-in profile is valid")
+            })
+            .clone()
     }
 
     /// The registered photo (S).
     pub fn registered() -> Profile {
-        Self::from_toml(include_str!("../../profiles/registered.toml")).expect("built-in profile is valid")
+        static REGISTERED: std::sync::OnceLock<Profile> = std::sync::OnceLock::new();
+        REGISTERED
+            .get_or_init(|| {
+                Self::from_toml(include_str!("../../profiles/registered.toml")).expect("built-in profile is valid")
+            })
+            .clone()
     }
 
     /// A built-in profile by name.
