@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use gradphoto_store::Vault;
-use gradphoto_store::db::{NewSchool, StudentUpsert};
+use gradphoto_store::db::{NewSchool, SealedKind, StudentUpsert};
 use gradphoto_web::secrets::Secrets;
 use support::{id_number, student_no};
 
@@ -89,8 +89,8 @@ async fn open_all(data: &Path, only_current: bool) -> (Vec<Option<String>>, Vec<
         if only_current { Vault::from_base64(&secrets.id_key, &secrets.lookup_key).unwrap() } else { secrets.vault() };
     let db =
         gradphoto_store::Db::connect(&gradphoto_web::Config::load(data).unwrap().database_url(data)).await.unwrap();
-    let ids = db.sealed_id_numbers(0, 100).await.unwrap();
-    let openids = db.sealed_openids(0, 100).await.unwrap();
+    let ids = db.sealed_values(SealedKind::IdNumber, 0, 100).await.unwrap();
+    let openids = db.sealed_values(SealedKind::Openid, 0, 100).await.unwrap();
     let id_context =
         |v: &gradphoto_store::db::SealedValue| gradphoto_web::public::id_context(v.school_id.unwrap(), &v.kind);
     (
@@ -205,7 +205,7 @@ async fn the_id_key_rotates_while_students_keep_signing_in() {
     let old = Vault::from_base64(&old_key, &secrets.lookup_key).unwrap();
     let db =
         gradphoto_store::Db::connect(&gradphoto_web::Config::load(&data).unwrap().database_url(&data)).await.unwrap();
-    for v in db.sealed_id_numbers(0, 100).await.unwrap() {
+    for v in db.sealed_values(SealedKind::IdNumber, 0, 100).await.unwrap() {
         let context = gradphoto_web::public::id_context(v.school_id.unwrap(), &v.kind);
         assert!(old.open(&context, &v.cipher).is_err(), "no row opens with the retired key");
     }

@@ -152,6 +152,13 @@ pub struct Staff {
     pub locked_until: i64,
 }
 
+/// What the vault seals: students' id numbers and WeChat bindings' openids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedKind {
+    IdNumber,
+    Openid,
+}
+
 /// A value the vault sealed, as stored: its row, and for id numbers the school and kind that are its context.
 #[derive(Debug, Clone)]
 pub struct SealedValue {
@@ -2201,68 +2208,39 @@ impl Db {
         r.as_ref().map(student_row).transpose()
     }
 
-    /// A page of the students' sealed id numbers after row `after`, for re-sealing under a new key.
-    pub async fn sealed_id_numbers(&self, after: i64, limit: i64) -> Result<Vec<SealedValue>> {
-        let rows =
-            sqlx::query("SELECT id, school_id, id_kind, id_cipher FROM students WHERE id > $1 ORDER BY id LIMIT $2")
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+    /// A page of the values of `kind` after row `after`, for re-sealing under a new key.
+    pub async fn sealed_values(&self, kind: SealedKind, after: i64, limit: i64) -> Result<Vec<SealedValue>> {
+        let sql = match kind {
+            SealedKind::IdNumber => {
+                "SELECT id, school_id, id_kind, id_cipher AS cipher FROM students WHERE id > $1 ORDER BY id LIMIT $2"
+            }
+            SealedKind::Openid => {
+                "SELECT id, subject_cipher AS cipher FROM bindings WHERE channel = 'wechat' \
+                 AND subject_cipher IS NOT NULL AND id > $1 ORDER BY id LIMIT $2"
+            }
+        };
+        let rows = sqlx::query(sql).bind(after).bind(limit).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
+                let id_number = kind == SealedKind::IdNumber;
                 Ok(SealedValue {
                     row: r.try_get("id")?,
-                    school_id: Some(SchoolId(r.try_get("school_id")?)),
-                    kind: r.try_get("id_kind")?,
-                    cipher: r.try_get("id_cipher")?,
+                    school_id: if id_number { Some(SchoolId(r.try_get("school_id")?)) } else { None },
+                    kind: if id_number { r.try_get("id_kind")? } else { String::new() },
+                    cipher: r.try_get("cipher")?,
                 })
             })
             .collect()
     }
 
-    /// Replaces a student's sealed id number if it is still `old` (a roster import meanwhile wins). Returns
+    /// Replaces a sealed value if it is still `old` (a roster import or a new binding meanwhile wins). Returns
     /// whether it was replaced.
-    pub async fn reseal_id_number(&self, row: i64, old: &[u8], new: &[u8]) -> Result<bool> {
-        let r = sqlx::query("UPDATE students SET id_cipher = $1 WHERE id = $2 AND id_cipher = $3")
-            .bind(new.to_vec())
-            .bind(row)
-            .bind(old.to_vec())
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// A page of the WeChat bindings' sealed openids after row `after`.
-    pub async fn sealed_openids(&self, after: i64, limit: i64) -> Result<Vec<SealedValue>> {
-        let rows = sqlx::query(
-            "SELECT id, subject_cipher FROM bindings WHERE channel = 'wechat' AND subject_cipher IS NOT NULL \
-             AND id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SealedValue {
-                    row: r.try_get("id")?,
-                    school_id: None,
-                    kind: String::new(),
-                    cipher: r.try_get("subject_cipher")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Replaces a binding's sealed openid if it is still `old`.
-    pub async fn reseal_openid(&self, row: i64, old: &[u8], new: &[u8]) -> Result<bool> {
-        let r = sqlx::query("UPDATE bindings SET subject_cipher = $1 WHERE id = $2 AND subject_cipher = $3")
-            .bind(new.to_vec())
-            .bind(row)
-            .bind(old.to_vec())
-            .execute(&self.pool)
-            .await?;
+    pub async fn reseal(&self, kind: SealedKind, row: i64, old: &[u8], new: &[u8]) -> Result<bool> {
+        let sql = match kind {
+            SealedKind::IdNumber => "UPDATE students SET id_cipher = $1 WHERE id = $2 AND id_cipher = $3",
+            SealedKind::Openid => "UPDATE bindings SET subject_cipher = $1 WHERE id = $2 AND subject_cipher = $3",
+        };
+        let r = sqlx::query(sql).bind(new.to_vec()).bind(row).bind(old.to_vec()).execute(&self.pool).await?;
         Ok(r.rows_affected() == 1)
     }
 

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use gradphoto_store::db::SealedKind;
 use gradphoto_store::{Db, Vault};
 use serde::{Deserialize, Serialize};
 
@@ -122,16 +123,15 @@ pub struct Resealed {
 pub async fn reseal(db: &Db, vault: &Vault, write: bool) -> Result<Resealed, gradphoto_store::DbError> {
     const PAGE: i64 = 500;
     let mut found = Resealed::default();
-    for openids in [false, true] {
+    for kind in [SealedKind::IdNumber, SealedKind::Openid] {
         let mut after = 0;
         loop {
-            let page =
-                if openids { db.sealed_openids(after, PAGE).await? } else { db.sealed_id_numbers(after, PAGE).await? };
+            let page = db.sealed_values(kind, after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.row;
             for v in &page {
-                let context = match v.school_id {
-                    Some(school) if !openids => crate::public::id_context(school, &v.kind),
+                let context = match (kind, v.school_id) {
+                    (SealedKind::IdNumber, Some(school)) => crate::public::id_context(school, &v.kind),
                     _ => crate::wechat::OPENID_CONTEXT.to_string(),
                 };
                 if vault.opens_with_current(&context, &v.cipher) {
@@ -144,12 +144,7 @@ pub async fn reseal(db: &Db, vault: &Vault, write: bool) -> Result<Resealed, gra
                 };
                 found.previous += 1;
                 if write {
-                    let new = vault.seal(&context, &plain);
-                    if openids {
-                        db.reseal_openid(v.row, &v.cipher, &new).await?;
-                    } else {
-                        db.reseal_id_number(v.row, &v.cipher, &new).await?;
-                    }
+                    db.reseal(kind, v.row, &v.cipher, &vault.seal(&context, &plain)).await?;
                 }
             }
         }
