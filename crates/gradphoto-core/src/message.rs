@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Message {
     pub zh: String,
     pub en: String,

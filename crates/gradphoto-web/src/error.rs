@@ -99,6 +99,21 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// The body of every error answer.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// A stable code: `upload.locked`, `auth.password`, … or a rule id.
+    pub code: String,
+    pub message: gradphoto_core::Message,
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         if let AppError::Internal(detail) = &self {
@@ -107,7 +122,7 @@ impl IntoResponse for AppError {
         }
         let (status, code, message) = self.parts();
         if wants_json() {
-            let body = serde_json::json!({ "error": { "code": code, "message": message } });
+            let body = ErrorBody { error: ErrorDetail { code: code.to_string(), message: message.clone() } };
             return (status, axum::Json(body)).into_response();
         }
         if let AppError::SignIn(to) = &self {

@@ -74,8 +74,23 @@ routes! {
     "POST" "/me/pay/wechat" Student Some("form"), "Create or reuse a WeChat Pay JSAPI order: the `getBrandWCPayRequest` parameters";
 }
 
+/// The JSON answer of a route whose answer is typed, as a schema of `generator` (a `$ref` into
+/// `components.schemas`). The types are the ones the handlers serialise, so the schema follows the code.
+fn answer_schema(r: &Route, generator: &mut schemars::SchemaGenerator) -> Option<schemars::Schema> {
+    match (r.method, r.path) {
+        ("POST", "/me/photos/{type}") => Some(generator.subschema_for::<crate::student::UploadAnswer>()),
+        ("GET", "/me/photos/{type}/check") => Some(generator.subschema_for::<crate::student::CheckAnswer>()),
+        _ => None,
+    }
+}
+
 /// The OpenAPI 3.1 description of [`ROUTES`].
 pub fn openapi() -> serde_json::Value {
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.definitions_path = "/components/schemas".into())
+        .into_generator();
+    let error = serde_json::json!({ "application/json": {
+        "schema": generator.subschema_for::<crate::error::ErrorBody>() } });
     let mut paths = serde_json::Map::new();
     for r in ROUTES {
         let params: Vec<serde_json::Value> = r
@@ -95,12 +110,16 @@ pub fn openapi() -> serde_json::Value {
             "x-access": format!("{:?}", r.access),
             "responses": {
                 "200": { "description": "JSON with `Accept: application/json`, else a page or a 303 redirect" },
-                "400": { "description": "`{error: {code, message: {zh, en}}}`" },
-                "401": { "description": "not signed in" },
-                "403": { "description": "another school's or another student's data" },
-                "404": { "description": "not found" }
+                "400": { "description": "the request is not acceptable: `error.code` says why", "content": error },
+                "401": { "description": "not signed in", "content": error },
+                "403": { "description": "another school's or another student's data", "content": error },
+                "404": { "description": "not found", "content": error },
+                "409": { "description": "the state does not allow it now (locked, already decided, still checking)", "content": error }
             }
         });
+        if let Some(schema) = answer_schema(r, &mut generator) {
+            op["responses"]["200"]["content"] = serde_json::json!({ "application/json": { "schema": schema } });
+        }
         if let Some(body) = r.body {
             let media = match body {
                 "multipart" => "multipart/form-data",
@@ -130,7 +149,7 @@ pub fn openapi() -> serde_json::Value {
         "openapi": "3.1.0",
         "info": { "title": "gradphoto", "version": env!("CARGO_PKG_VERSION"),
             "description": "Degree-certificate photo collection. Sign in with a form POST; the `gp_session` cookie and the returned `csrf` token authorise later calls." },
-        "components": { "securitySchemes": {
+        "components": { "schemas": generator.take_definitions(true), "securitySchemes": {
             "session": { "type": "apiKey", "in": "cookie", "name": "gp_session" },
             "wechatpaySignature": { "type": "apiKey", "in": "header", "name": "Wechatpay-Signature",
                 "description": "SHA256withRSA by WeChat Pay over `timestamp\\nnonce\\nbody\\n`" } } },

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use gradphoto_core::{Message, Report};
 use gradphoto_store::db::{BlobMeta, NewPhoto, Notice, Photo, PhotoType, Status, Student};
 use gradphoto_store::{BlobKey, PhotoId, PhotoTypeId, SubmissionId, now_ms};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::{self, StudentSession};
@@ -207,6 +207,30 @@ pub async fn read_file_field(
     Err(AppError::BadRequest("upload.missing", Message::new("请选择要上传的文件", "choose a file to upload")))
 }
 
+/// The answer to an upload (`POST /me/photos/{type}`).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct UploadAnswer {
+    pub photo: i64,
+    /// The file rules' report at once (the full report with `Prefer: wait=N` once its check has ended); null only if
+    /// a stored report cannot be read.
+    pub report: Option<Report>,
+    /// Whether the full check is still queued or running.
+    pub checking: bool,
+    /// The photo's place in the check queue (1 = next), 0 when checked.
+    pub place: i64,
+}
+
+/// Whether the latest photo's check has ended (`GET /me/photos/{type}/check`).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct CheckAnswer {
+    pub photo: i64,
+    pub checking: bool,
+    /// The place in the check queue (1 = next), 0 when checked.
+    pub place: i64,
+}
+
 pub async fn upload(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -269,15 +293,14 @@ pub async fn upload(
             let p = state.db.photo(photo).await?;
             let report: Option<Report> = serde_json::from_str(&p.report).ok();
             let mut res =
-                axum::Json(json!({ "photo": photo, "report": report, "checking": false, "place": 0 })).into_response();
+                axum::Json(UploadAnswer { photo: photo.0, report, checking: false, place: 0 }).into_response();
             res.headers_mut().insert("preference-applied", axum::http::HeaderValue::from_static("wait"));
             return Ok(res);
         }
         place = state.db.check_place(photo).await?;
     }
-    let mut res =
-        axum::Json(json!({ "photo": photo, "report": file.report, "checking": queued && place > 0, "place": place }))
-            .into_response();
+    let answer = UploadAnswer { photo: photo.0, report: Some(file.report), checking: queued && place > 0, place };
+    let mut res = axum::Json(answer).into_response();
     // How long the answer took after the body's last byte was read, for the load benchmark and the browser's
     // developer tools (no personal data).
     steps.push(("place", answered_ms - stored_ms));
@@ -325,7 +348,7 @@ pub async fn check_status(
             _ => 0,
         };
     }
-    Ok(axum::Json(json!({ "photo": photo.id, "checking": place > 0, "place": place })).into_response())
+    Ok(axum::Json(CheckAnswer { photo: photo.id.0, checking: place > 0, place }).into_response())
 }
 
 fn closed() -> AppError {

@@ -7,6 +7,7 @@ use crate::decode::ReadError;
 use crate::message::Message;
 
 /// How bad a finding is. Ordered: a report's verdict is its worst finding.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -30,6 +31,7 @@ impl Severity {
     }
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
@@ -65,7 +67,9 @@ impl Verdict {
 }
 
 /// One rule's outcome: what was measured, against what, and what it means for the person.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Finding {
     pub rule: Rule,
     pub severity: Severity,
@@ -74,7 +78,9 @@ pub struct Finding {
     pub message: Message,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct ReportError {
     pub code: String,
     pub message: Message,
@@ -86,7 +92,9 @@ impl From<&ReadError> for ReportError {
     }
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Report {
     pub file: String,
     pub profile: String,

@@ -83,6 +83,25 @@ impl std::fmt::Display for Rule {
     }
 }
 
+/// The rule ids as a string enum, each with its title (the ids of STANDARD.md).
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Rule {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rule".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let ids: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
+        let titles: Vec<String> = Rule::ALL.iter().map(|r| format!("{} / {}", r.title().0, r.title().1)).collect();
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A clause of the standard (STANDARD.md): the id shared by reports, reviewers' reasons and exports.",
+            "enum": ids,
+            "x-enum-descriptions": titles,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -296,3 +296,28 @@ pub fn roster_csv(first: u32, n: u32) -> String {
     }
     s
 }
+
+/// What is wrong with an answer by the published description (`/api/openapi.json`): the route template, method and
+/// status must be documented with a JSON answer, and `body` must validate against its schema — an undocumented
+/// field is a violation (the answer schemas forbid unknown fields). Empty when it conforms.
+pub async fn violations(c: &Client, method: &str, route: &str, status: u16, body: &serde_json::Value) -> Vec<String> {
+    let doc = c.json("/api/openapi.json").await;
+    let op = &doc["paths"][route][method.to_ascii_lowercase()];
+    if !op.is_object() {
+        return vec![format!("{method} {route} is not documented")];
+    }
+    let schema = &op["responses"][status.to_string()]["content"]["application/json"]["schema"];
+    if !schema.is_object() {
+        return vec![format!("{method} {route} documents no JSON answer with status {status}")];
+    }
+    // The operation's schema refers into `components`: validate within the whole description.
+    let root = serde_json::json!({ "allOf": [schema], "components": doc["components"] });
+    let validator = jsonschema::draft202012::new(&root).expect("the published schema is valid JSON Schema 2020-12");
+    validator.iter_errors(body).map(|e| format!("{method} {route} {status}: {e} at {}", e.instance_path())).collect()
+}
+
+/// Fails unless the answer conforms to the published description (see [`violations`]).
+pub async fn conforms(c: &Client, method: &str, route: &str, status: u16, body: &serde_json::Value) {
+    let v = violations(c, method, route, status, body).await;
+    assert!(v.is_empty(), "the answer does not conform to /api/openapi.json:\n{}\n{body:#}", v.join("\n"));
+}
