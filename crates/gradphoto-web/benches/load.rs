@@ -97,12 +97,17 @@ fn ticks_by_thread() -> std::collections::BTreeMap<String, u64> {
             // Numbered threads (check-0, sqlx-sqlite-worker-3) are one group.
             head.split_once('(').map_or("", |(_, n)| n).trim_end_matches(|c: char| c.is_ascii_digit()).to_string()
         };
-        // After the command's closing parenthesis: state, ppid, … utime is the 12th field there, stime the 13th.
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let at = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-        *by.entry(name).or_insert(0) += at(11) + at(12);
+        *by.entry(name).or_insert(0) += stat_ticks(rest);
     }
     by
+}
+
+/// User + system ticks from what follows the command's closing parenthesis in a `stat` file: state, ppid, …
+/// utime is the 12th field there, stime the 13th.
+fn stat_ticks(after_command: &str) -> u64 {
+    let f: Vec<&str> = after_command.split_whitespace().collect();
+    let at = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    at(11) + at(12)
 }
 
 /// CPU ticks by side: check threads, the clients (their runtimes and the main thread), everything else (the
@@ -125,9 +130,7 @@ fn own_ticks() -> [u64; 3] {
 /// This process's CPU time (user + system, all threads) in clock ticks.
 fn process_ticks() -> u64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let f: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
-    let at = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-    at(11) + at(12)
+    stat_ticks(stat.rsplit_once(')').map_or("", |(_, r)| r))
 }
 
 /// The CPU that taking in `n` originals needs besides their checks, with nothing else running: hashing each and
