@@ -470,6 +470,23 @@ async fn scalar(pool: &sqlx::SqlitePool, sql: &'static str) -> i64 {
     sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap()
 }
 
+/// Waits until the restarted server has finished the checks the kill left queued. A check writes its annotated
+/// picture to its place before the row names it, so while one runs the folder is legitimately "unnamed" for a
+/// moment: the invariants are read only once the queue is empty (nothing else writes files without load).
+async fn checks_drained(data: &Path) {
+    let db = Db::connect(&db_url(data)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let pending = db.checks_pending().await.unwrap();
+        if pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pending} checks still queued two minutes after the restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    db.close().await;
+}
+
 /// The whole data folder, against every invariant; panics on the first one broken. Returns a line of counts.
 async fn check_consistent(data: &Path, sealer: &AesGcmSealer, ledger: &Ledger) -> String {
     let staging = staging_entries(data);
@@ -776,6 +793,7 @@ async fn nothing_lost_when_the_server_is_killed() {
         for c in students.iter_mut().chain([&mut reviewer]) {
             c.reconnect();
         }
+        checks_drained(&server.data).await;
         let snapshot = ledger.lock().unwrap().clone();
         let state = check_consistent(&server.data, &sealer, &snapshot).await;
         let api = api_after_restart(
@@ -818,6 +836,7 @@ async fn nothing_lost_when_the_server_is_killed() {
         }
     }
     // Stopped while idle, without recovery's help: the running server itself left nothing half-done.
+    checks_drained(&server.data).await;
     server.kill();
     assert_eq!(leftover(&server.data).await, Leftover::default(), "after normal operation");
     let snapshot = ledger.lock().unwrap().clone();
