@@ -140,6 +140,66 @@ fn an_original_framed_too_tight_is_refused_with_what_is_missing() {
     }
 }
 
+/// Issue 13 item 5: the file `fix` writes measures its hair top where the crop aimed it. Originals 1800 × 2400 of
+/// every shared portrait (smiling too: the self-check refuses teeth, but frames and measures all the same), the face
+/// from near the smallest that needs no upscaling to one that leaves little room, the eyes at a third to over half
+/// the height (room above the head from much to little). On a tall original with a small head the whole picture's
+/// person mask missed a white cap the file's mask finds: files measured the hair top up to 23 px above where the
+/// crop aimed it, down to 43 px. (Hair far above the eyes, which no shared portrait has, is geometry.rs's test.)
+#[test]
+fn the_file_fix_writes_measures_its_framing_where_the_crop_aimed_it() {
+    use gradphoto_core::normalise::{FixError, prepare};
+    let models = models();
+    let sealer = sealer();
+    let portraits = gradphoto_testkit::shared_dir().join("testdata/portraits");
+    let sources = gradphoto_eval::sources(&models, &portraits);
+    assert!(sources.len() >= 6, "{} sources", sources.len());
+    let who = Identity { id_number: "11010519491231002X".into(), student_no: "1".into(), school: "2".into() };
+    let (check, options) = (CheckOptions::default(), Default::default());
+    let number = |r: &gradphoto_core::Report, rule: Rule| -> Vec<f64> {
+        let m = &r.finding(rule).unwrap_or_else(|| panic!("{rule} not measured")).measured;
+        m.as_array().map_or_else(|| vec![m.as_f64().unwrap()], |v| v.iter().filter_map(|x| x.as_f64()).collect())
+    };
+    let mut worst = [0.0f64; 3];
+    let mut n = 0;
+    for src in &sources {
+        for (face, eyes) in [260.0, 400.0, 540.0].into_iter().flat_map(|f| [0.33, 0.45, 0.57].map(|e| (f, e))) {
+            let case = format!("{} face {face} eyes at {eyes}", src.name);
+            let img = gradphoto_eval::studio_original_with_eyes_at(src, 1800, 2400, face, eyes);
+            let data = encode(&gradphoto_eval::to_image(&img), &JpegSpec { quality: 92, ..Default::default() });
+            let (aimed, report) = match gradphoto_core::normalise::fix(&data, &models, &sealer, &who, &check, &options)
+            {
+                Ok(f) => (f.aimed, f.report),
+                Err(FixError::SelfCheck(r)) => {
+                    let aimed = prepare(&data, &models, &check, &options).unwrap().aimed;
+                    (aimed, *r)
+                }
+                Err(e) => panic!("{case}: {e}"),
+            };
+            for rule in [Rule::GeometryHairTop, Rule::GeometryEyeLine, Rule::GeometryFaceWidth, Rule::GeometryCentered]
+            {
+                let f = report.finding(rule).unwrap();
+                assert_eq!(f.severity, Severity::Pass, "{case}: {f:?}");
+            }
+            let hair = number(&report, Rule::GeometryHairTop)[0];
+            let eye = number(&report, Rule::GeometryEyeLine);
+            let width = number(&report, Rule::GeometryFaceWidth)[0];
+            let off = [
+                hair - f64::from(aimed.hair_top),
+                (eye[0] + eye[1] - f64::from(aimed.eye_line[0] + aimed.eye_line[1])) / 2.0,
+                width - f64::from(aimed.face_width),
+            ];
+            assert!(off[0].abs() <= 3.0 && off[1].abs() <= 3.0, "{case}: aimed {aimed:?}, measured {off:?} off");
+            // The mesh of a face 130 px wide (the smallest, at the analysis scale) puts the cheeks up to 9 px
+            // (of the file) narrower than on the file: well inside 180–300, and not what this is about.
+            assert!(off[2].abs() <= 15.0, "{case}: aimed {aimed:?}, measured {off:?} off");
+            (0..3).for_each(|k| worst[k] = worst[k].max(off[k].abs()));
+            n += 1;
+        }
+    }
+    eprintln!("{n} originals: hair top, eye line, face width at most {worst:.1?} px from where the crop aimed them");
+}
+
 fn gradphoto(args: &[&str], key: Option<&str>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_gradphoto"));
     c.args(args).env("GRADPHOTO_DATA", gradphoto_testkit::models_data_dir()).env_remove("GRADPHOTO_SEAL_KEY");

@@ -92,9 +92,8 @@ pub fn check(name: &str, data: &[u8], profile: &Profile, options: &CheckOptions)
                         FramingMode::BestCrop { min_width: 480.0 * img.width as f32 / upright_width }
                     }
                 };
-                match models.analyse(&img) {
-                    Ok(outputs) => {
-                        let m = person::measure(&img, &outputs, mode);
+                match models.analyse_framed(&img, mode) {
+                    Ok((outputs, m)) => {
                         report.findings.extend(person_rules::judge(&m, &profile.rules));
                         if let Ok(v) = serde_json::to_value(&m) {
                             report.measurements.insert("person".into(), v);

@@ -11,9 +11,9 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use crate::check::{CheckOptions, check};
 use crate::decode::{ReadError, RgbImage, Scale, pixels};
 use crate::judge::{Profile, Report, Rule, Severity, Verdict};
-use crate::measure::face::geometry::{Crop, NoCrop, RENDER_H, RENDER_W};
+use crate::measure::face::geometry::{Crop, Framing, NoCrop, RENDER_H, RENDER_W};
 use crate::measure::face::models::{FaceModels, ModelError};
-use crate::measure::person::{self, FramingMode};
+use crate::measure::person::FramingMode;
 use crate::seal::{Identity, SealError, Sealer, seal_jpeg};
 
 /// Bounds of the registered file (S 四.1).
@@ -68,6 +68,8 @@ pub struct Fixed {
     pub setting: f32,
     /// The crop, in pixels of the upright original.
     pub crop: Crop,
+    /// Where the crop puts the hair top, eye line and face, as measured on the original.
+    pub aimed: Framing,
     /// The `registered` check of the output: no reject and no fixable finding; `review` findings are carried for
     /// the record (a file size outside 20–40 KB is one when even quality 60 is too large).
     pub report: Report,
@@ -152,6 +154,8 @@ pub fn encode_within_budget(
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub crop: Crop,
+    /// Where the crop puts the hair top, eye line and face, as measured on the original.
+    pub aimed: Framing,
     pub source_scale: Scale,
     pub rendered: RgbImage,
 }
@@ -170,16 +174,17 @@ pub fn prepare(
     let upright_w = inspection.measurements.upright_width as f32;
     let scale = Scale::for_analysis(frame.width, frame.height, check_options.analysis_min_long_side);
     let analysis = pixels::upright(pixels::decode(data, &inspection.container, scale)?, orientation);
-    let outputs = models.analyse(&analysis)?;
+    let to_original = upright_w / analysis.width as f32;
+    let (outputs, m) = models.analyse_framed(&analysis, FramingMode::BestCrop { min_width: 480.0 / to_original })?;
     if outputs.detections.len() != 1 {
         return Err(FixError::Faces(outputs.detections.len()));
     }
-    let to_original = upright_w / analysis.width as f32;
-    let m = person::measure(&analysis, &outputs, FramingMode::BestCrop { min_width: 480.0 / to_original });
-    let crop = match (m.crop, m.no_crop) {
-        (Some(c), _) => Crop { left: c.left * to_original, top: c.top * to_original, width: c.width * to_original },
-        (None, Some(e)) => return Err(FixError::NotCroppable(e)),
-        (None, None) => return Err(FixError::Faces(outputs.detections.len())),
+    let (crop, aimed) = match (m.crop, m.framing, m.no_crop) {
+        (Some(c), Some(f), _) => {
+            (Crop { left: c.left * to_original, top: c.top * to_original, width: c.width * to_original }, f)
+        }
+        (_, _, Some(e)) => return Err(FixError::NotCroppable(e)),
+        _ => return Err(FixError::Faces(outputs.detections.len())),
     };
     let source_scale = Scale::ALL
         .into_iter()
@@ -193,7 +198,7 @@ pub fn prepare(
     };
     let f = source.width as f32 / upright_w;
     let rendered = render(&source, &Crop { left: crop.left * f, top: crop.top * f, width: crop.width * f })?;
-    Ok(Prepared { crop, source_scale, rendered })
+    Ok(Prepared { crop, aimed, source_scale, rendered })
 }
 
 /// Turns an approved original into the registered file for `identity`.
@@ -205,7 +210,7 @@ pub fn fix(
     check_options: &CheckOptions,
     options: &FixOptions,
 ) -> Result<Fixed, FixError> {
-    let Prepared { crop, rendered, .. } = prepare(data, models, check_options, options)?;
+    let Prepared { crop, aimed, rendered, .. } = prepare(data, models, check_options, options)?;
     let seal = |jpeg: &[u8]| -> Result<Vec<u8>, FixError> { Ok(seal_jpeg(jpeg, sealer.as_ref(), identity)?) };
     let (setting, jpeg) = encode_within_budget(&rendered, options, &seal)?;
     let registered = Profile::registered();
@@ -230,5 +235,5 @@ pub fn fix(
         .and_then(|f| f.measured.as_u64())
         .and_then(|q| u8::try_from(q).ok())
         .unwrap_or(setting.floor() as u8);
-    Ok(Fixed { jpeg, quality, setting, crop, report })
+    Ok(Fixed { jpeg, quality, setting, crop, aimed, report })
 }

@@ -301,9 +301,14 @@ fn render(src: &Source, crop: &Crop, edit: &dyn Fn(f32, f32, [f32; 3], f32) -> [
 /// A studio-like original of `width × height` from a source: the face `face_width` pixels wide, centred, the eyes at
 /// 40% of the height — the framing a photographer leaves room around.
 pub fn studio_original(src: &Source, width: u32, height: u32, face_width: f32) -> RgbImage {
+    studio_original_with_eyes_at(src, width, height, face_width, 0.4)
+}
+
+/// [`studio_original`] with the eyes at `eyes_at` of the height (from the top): less or more room above the head.
+pub fn studio_original_with_eyes_at(src: &Source, width: u32, height: u32, face_width: f32, eyes_at: f32) -> RgbImage {
     let a = &src.anchors;
     let k = a.face_width() / face_width;
-    let (left, top) = (a.face_center_x() - width as f32 / 2.0 * k, a.eye_y() - height as f32 * 0.4 * k);
+    let (left, top) = (a.face_center_x() - width as f32 / 2.0 * k, a.eye_y() - height as f32 * eyes_at * k);
     let pyr = Pyramid::new(&src.image);
     let mut pixels = Vec::with_capacity((width * height * 3) as usize);
     for y in 0..height {

@@ -9,7 +9,7 @@ pub mod alterations;
 pub mod build;
 pub mod evaluate;
 
-pub use build::{Case, Source, build_cases, sources, studio_original};
+pub use build::{Case, Source, build_cases, sources, studio_original, studio_original_with_eyes_at};
 pub use evaluate::{Calibration, Evaluation, calibrate, evaluate};
 
 use std::io::Write;

@@ -20,6 +20,11 @@ pub struct FaceOutputs {
     /// The mesh model's confidence that its crop holds a face (0–1).
     pub mesh_score: f32,
     pub mask: Option<Mask>,
+    /// For an original, the person mask of the crop its framing chose, segmented on its own as the registered
+    /// file will be: the hair top is read from it (see [`FaceModels::analyse_framed`]).
+    ///
+    /// [`FaceModels::analyse_framed`]: super::face::models::FaceModels::analyse_framed
+    pub framed_mask: Option<Mask>,
 }
 
 fn mean2(a: [f32; 3], b: [f32; 3]) -> [f32; 2] {
@@ -526,8 +531,60 @@ pub fn frame_width(img: &RgbImage) -> f32 {
     widths.windows(3).filter(|t| t[2] - t[0] <= 2).map(|t| (t[0] + t[1] + t[2]) as f32 / 3.0).next().unwrap_or(0.0)
 }
 
-pub fn measure(img: &RgbImage, out: &FaceOutputs, framing: FramingMode) -> PersonMeasurements {
+/// A mesh `measure` can use: every point there and finite.
+fn usable(l: &[[f32; 3]]) -> bool {
+    l.len() >= super::face::mesh::POINTS && l.iter().all(|p| p.iter().all(|v| v.is_finite()))
+}
+
+/// The measures that depend on the framing: the anchors (the hair top from the framed mask where there is one),
+/// the crop or why none fits, the framing, the edge contact and the occlusion (which starts at the hair top).
+fn measure_framing(
+    img: &RgbImage,
+    l: &[[f32; 3]],
+    out: &FaceOutputs,
+    mask: &Mask,
+    framing: FramingMode,
+    m: &mut PersonMeasurements,
+) {
     use super::face::geometry;
+    let hair_mask = out.framed_mask.as_ref().unwrap_or(mask);
+    let mut a = anchors(l, hair_mask);
+    refine_hair_top(img, hair_mask, m.frame_width, m.background.as_ref().map(|b| b.mean_rgb), &mut a);
+    let crop = match framing {
+        FramingMode::Whole => Ok(geometry::Crop::whole(img.width, img.height)),
+        FramingMode::BestCrop { min_width } => geometry::best_crop(&a, img.width as f32, img.height as f32, min_width),
+    };
+    (m.crop, m.no_crop, m.framing, m.edge_contact) = (None, None, None, None);
+    match crop {
+        Ok(c) => {
+            m.framing = Some(geometry::framing(&a, &c));
+            let chin = l[super::face::mesh::index::CHIN][1];
+            let contact = |x: f32| {
+                let rows = ((chin - c.top).max(1.0) / 2.0) as usize;
+                let hit = (0..rows).filter(|i| mask.is_person(x, c.top + *i as f32 * 2.0)).count();
+                hit as f32 / rows.max(1) as f32
+            };
+            m.edge_contact = Some([contact(c.left + 1.0), contact(c.left + c.width - 1.0)]);
+            m.crop = Some(c);
+        }
+        Err(e) => m.no_crop = Some(e),
+    }
+    m.occlusion = Some(super::occlusion::occlusion(img, l, mask, a.hair_top_y));
+    m.anchors = Some(a);
+}
+
+/// Takes the measures that depend on the framing again, after `out.framed_mask` was set (see
+/// [`FaceModels::analyse_framed`]); the rest of `m` stands.
+///
+/// [`FaceModels::analyse_framed`]: super::face::models::FaceModels::analyse_framed
+pub fn reframe(img: &RgbImage, out: &FaceOutputs, framing: FramingMode, m: &mut PersonMeasurements) {
+    let (Some(l), Some(mask)) = (out.landmarks.as_deref(), out.mask.as_ref()) else { return };
+    if usable(l) {
+        measure_framing(img, l, out, mask, framing, m);
+    }
+}
+
+pub fn measure(img: &RgbImage, out: &FaceOutputs, framing: FramingMode) -> PersonMeasurements {
     let mut m = PersonMeasurements {
         faces: out.detections.len(),
         face_scores: out.detections.iter().map(|d| d.score).collect(),
@@ -549,32 +606,11 @@ pub fn measure(img: &RgbImage, out: &FaceOutputs, framing: FramingMode) -> Perso
         periodicity: None,
     };
     let (Some(l), Some(mask)) = (out.landmarks.as_deref(), out.mask.as_ref()) else { return m };
-    if l.len() < super::face::mesh::POINTS || l.iter().any(|p| !p.iter().all(|v| v.is_finite())) {
+    if !usable(l) {
         return m;
     }
-    let mut a = anchors(l, mask);
-    refine_hair_top(img, mask, m.frame_width, m.background.as_ref().map(|b| b.mean_rgb), &mut a);
-    let crop = match framing {
-        FramingMode::Whole => Ok(geometry::Crop::whole(img.width, img.height)),
-        FramingMode::BestCrop { min_width } => geometry::best_crop(&a, img.width as f32, img.height as f32, min_width),
-    };
-    match crop {
-        Ok(c) => {
-            m.framing = Some(geometry::framing(&a, &c));
-            let chin = l[super::face::mesh::index::CHIN][1];
-            let contact = |x: f32| {
-                let rows = ((chin - c.top).max(1.0) / 2.0) as usize;
-                let hit = (0..rows).filter(|i| mask.is_person(x, c.top + *i as f32 * 2.0)).count();
-                hit as f32 / rows.max(1) as f32
-            };
-            m.edge_contact = Some([contact(c.left + 1.0), contact(c.left + c.width - 1.0)]);
-            m.crop = Some(c);
-        }
-        Err(e) => m.no_crop = Some(e),
-    }
-    m.occlusion = Some(super::occlusion::occlusion(img, l, mask, a.hair_top_y));
+    measure_framing(img, l, out, mask, framing, &mut m);
     m.periodicity = super::recapture::periodicity(img, l, mask);
-    m.anchors = Some(a);
     m.pose = Some(pose(l));
     m.expression = Some(expression(l));
     m.light = Some(face_light(img, l));

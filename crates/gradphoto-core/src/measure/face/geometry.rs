@@ -90,6 +90,11 @@ pub fn framing(a: &Anchors, crop: &Crop) -> Framing {
     }
 }
 
+/// How far inside their ranges a crop keeps the hair top and eye line: at least `EDGE` px, and `ROOM` px where the
+/// person's proportions allow.
+const EDGE: f32 = 2.0;
+const ROOM: f32 = 10.0;
+
 /// Why no crop fits, in the rendering's pixels: what is missing and where.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NoCrop {
@@ -112,29 +117,46 @@ pub fn best_crop(a: &Anchors, image_w: f32, image_h: f32, min_width: f32) -> Res
     // Scale: face width to the middle of its range, eased so that the hair top and eye line fit too.
     let target_fw = (FACE_WIDTH.0 + FACE_WIDTH.1) / 2.0;
     let mut scale = target_fw / fw;
-    // The vertical span from hair top to eyes must fit between the ranges: scale down if it is too tall.
+    // The vertical span from hair top to eyes must fit between the ranges, `EDGE` in from their ends: scale down
+    // if it is too tall (else no placement keeps both in range, and the hair top would land outside its own).
     let span = (a.eye_y() - a.hair_top_y).max(1.0);
-    let max_span_scale = (EYE_LINE.1 - HAIR_TOP.0) / span;
-    let min_span_scale = (EYE_LINE.0 - HAIR_TOP.1) / span;
+    let max_span_scale = (EYE_LINE.1 - HAIR_TOP.0 - 2.0 * EDGE) / span;
+    let min_span_scale = (EYE_LINE.0 - HAIR_TOP.1 + 2.0 * EDGE) / span;
     scale = scale.clamp(min_span_scale.min(max_span_scale), max_span_scale).clamp(FACE_WIDTH.0 / fw, FACE_WIDTH.1 / fw);
     let needs_upscale = RENDER_W / scale < min_width;
     if needs_upscale {
         scale = RENDER_W / min_width;
     }
     let width = RENDER_W / scale;
+    let height = width * RENDER_H / RENDER_W;
     // Vertical placement: the hair top and eye line as near the middle of their ranges as both allow.
     let hair_target = (HAIR_TOP.0 + HAIR_TOP.1) / 2.0;
     let eye_target = (EYE_LINE.0 + EYE_LINE.1) / 2.0;
     let top_from_hair = a.hair_top_y - hair_target / scale;
     let top_from_eyes = a.eye_y() - eye_target / scale;
-    // Then kept inside both ranges (2 px in from their ends, for the measuring noise) when the two overlap.
-    let lo = (a.eye_y() - (EYE_LINE.1 - 2.0) / scale).max(a.hair_top_y - (HAIR_TOP.1 - 2.0) / scale);
-    let hi = (a.eye_y() - (EYE_LINE.0 + 2.0) / scale).min(a.hair_top_y - (HAIR_TOP.0 + 2.0) / scale);
     let ideal = (top_from_hair + top_from_eyes) / 2.0;
-    let top = if lo <= hi { ideal.clamp(lo, hi) } else { ideal };
+    // The tops that keep both inside their ranges, `m` px in from their ends.
+    let window = |m: f32| {
+        let lo = (a.eye_y() - (EYE_LINE.1 - m) / scale).max(a.hair_top_y - (HAIR_TOP.1 - m) / scale);
+        let hi = (a.eye_y() - (EYE_LINE.0 + m) / scale).min(a.hair_top_y - (HAIR_TOP.0 + m) / scale);
+        // A hundredth of a pixel's rounding allowed: at the largest room, lo and hi meet.
+        (lo <= hi + 0.01 / scale).then_some((lo, hi.max(lo)))
+    };
+    // Kept `ROOM` px inside both where the person's proportions leave that much (the hair top of a file is
+    // measured a pixel or two off the original's, and the middles of the two ranges are further apart than most
+    // people's hair and eyes), else as far inside as they allow; then moved into the picture if it sticks out
+    // and `EDGE` allows.
+    let span_r = span * scale;
+    let room = ROOM.min((EYE_LINE.1 - HAIR_TOP.0 - span_r) / 2.0).min((span_r - EYE_LINE.0 + HAIR_TOP.1) / 2.0);
+    let top = match (window(room.max(EDGE)), window(EDGE)) {
+        (Some((lo, hi)), Some((lo2, hi2))) if image_h >= height => {
+            ideal.clamp(lo, hi).clamp(0.0, image_h - height).clamp(lo2, hi2)
+        }
+        (Some((lo, hi)), _) => ideal.clamp(lo, hi),
+        _ => ideal,
+    };
     let left = a.face_center_x() - width / 2.0;
     let crop = Crop { left, top, width };
-    let height = crop.height();
     let missing = [
         (-top * scale).max(0.0),
         ((top + height - image_h) * scale).max(0.0),
@@ -179,6 +201,42 @@ mod tests {
         assert!((EYE_LINE.0..=EYE_LINE.1).contains(&f.eye_line[0]), "{f:?}");
         assert!((FACE_WIDTH.0..=FACE_WIDTH.1).contains(&f.face_width), "{f:?}");
         assert!((f.face_center_x - 240.0).abs() < 0.01);
+    }
+
+    fn in_range(f: &Framing, margin: f32) -> bool {
+        let inside = |v: f32, r: (f32, f32)| v >= r.0 + margin - 0.01 && v <= r.1 - margin + 0.01;
+        inside(f.hair_top, HAIR_TOP) && inside(f.eye_line[0], EYE_LINE) && inside(f.face_width, FACE_WIDTH)
+    }
+
+    #[test]
+    fn hair_far_above_the_eyes_still_lands_in_range() {
+        // Hair to eyes from 0.7 to 1.2 face widths (a cap, a bun): both in range, 2 px in at least; where the
+        // proportions leave room, 10 px in.
+        for ratio in [0.7f32, 0.9, 0.99, 1.02, 1.03, 1.04, 1.06, 1.1, 1.2] {
+            let a = anchors(1000.0, 1200.0, 1200.0 - 400.0 * ratio, 400.0);
+            let crop = best_crop(&a, 2000.0, 3000.0, 480.0).unwrap();
+            let f = framing(&a, &crop);
+            assert!(in_range(&f, 2.0), "{ratio}: {f:?}");
+            let room = (250.0 - (f.eye_line[0] - f.hair_top)) / 2.0;
+            assert!(in_range(&f, room.min(10.0)), "{ratio}: {f:?}");
+        }
+    }
+
+    #[test]
+    fn a_crop_that_sticks_out_moves_in_where_the_ranges_allow() {
+        // Hair 0.99 face widths above the eyes: the crop prefers both 6.2 px in (hair 56.2, eyes 293.8), but the
+        // picture's top is 3 px short of that; 2 px in, it fits.
+        let a = anchors(1000.0, 1000.0, 1000.0 - 396.0, 400.0);
+        let free = best_crop(&a, 2000.0, 3000.0, 480.0).unwrap();
+        assert!((framing(&a, &free).hair_top - 56.2).abs() < 0.01, "{:?}", framing(&a, &free));
+        let short = free.top + 3.0 / free.scale();
+        let mut b = a;
+        b.hair_top_y -= short;
+        b.eyes.iter_mut().chain(b.cheeks.iter_mut()).for_each(|p| p[1] -= short);
+        let crop = best_crop(&b, 2000.0, 3000.0, 480.0).unwrap();
+        assert!(crop.top.abs() < 0.01, "{crop:?}");
+        let f = framing(&b, &crop);
+        assert!(in_range(&f, 2.0) && (f.hair_top - 53.2).abs() < 0.01, "{f:?}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::mesh::{self, Roi};
 use super::pyramid::Pyramid;
 use super::segment::{self, Mask};
 use crate::decode::RgbImage;
-use crate::measure::person::FaceOutputs;
+use crate::measure::person::{self, FaceOutputs, FramingMode, PersonMeasurements};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -82,28 +82,63 @@ impl FaceModels {
     }
 
     pub fn mask(&self, pyr: &Pyramid) -> Result<Mask, ModelError> {
+        let img = pyr.base();
+        self.mask_of(pyr, [0.0, 0.0, img.width as f32, img.height as f32])
+    }
+
+    /// The person mask of a region of the image (left, top, width, height), segmented as if it were the whole.
+    pub fn mask_of(&self, pyr: &Pyramid, region: [f32; 4]) -> Result<Mask, ModelError> {
         let which = "person segmentation";
         let img = pyr.base();
-        let input = segment::input(pyr);
+        let input = segment::input_of(pyr, region);
         let mut out = self.segmenter.run(&[&input]).map_err(|source| ModelError::Run { which, source })?;
         let probs = output_of_len(&mut out, segment::INPUT * segment::INPUT).ok_or(ModelError::Outputs { which })?;
-        Ok(Mask::new(probs, img.width, img.height))
+        Ok(Mask::of_region(probs, img.width, img.height, region))
     }
 
     /// All three on one image: every face (the largest first: the sitter, not a bystander), the mesh of the
     /// largest, the person mask.
     pub fn analyse(&self, img: &RgbImage) -> Result<FaceOutputs, ModelError> {
+        self.analyse_pyramid(&Pyramid::new(img))
+    }
+
+    /// [`FaceModels::analyse`], then the measures of the person in `framing`. For an original, the crop the
+    /// framing chooses is segmented again on its own and the person measured with that mask: the segmenter
+    /// stretches whatever it is shown to 256 × 256, so on the whole of a tall original with a small head its mask
+    /// is several times coarser at the hair than on the 480 × 640 file the crop becomes, and misses what that
+    /// file's mask finds (a white cap on a light background: 20 px of the rendering). Seen framed as the file
+    /// will be, the hair top the crop aims at is the one the file's own check measures.
+    pub fn analyse_framed(
+        &self,
+        img: &RgbImage,
+        framing: FramingMode,
+    ) -> Result<(FaceOutputs, PersonMeasurements), ModelError> {
         let pyr = Pyramid::new(img);
-        let mut detections = self.detect(&pyr, 0.5)?;
+        let mut out = self.analyse_pyramid(&pyr)?;
+        let mut m = person::measure(img, &out, framing);
+        if matches!(framing, FramingMode::BestCrop { .. })
+            && let Some(c) = m.crop
+        {
+            // Within the picture: a crop may reach half a pixel of the rendering past its edge.
+            let (left, top) = (c.left.max(0.0), c.top.max(0.0));
+            let (w, h) = (img.width as f32 - left, img.height as f32 - top);
+            out.framed_mask = Some(self.mask_of(&pyr, [left, top, c.width.min(w), c.height().min(h)])?);
+            person::reframe(img, &out, framing, &mut m);
+        }
+        Ok((out, m))
+    }
+
+    fn analyse_pyramid(&self, pyr: &Pyramid) -> Result<FaceOutputs, ModelError> {
+        let mut detections = self.detect(pyr, 0.5)?;
         detections.sort_by(|a, b| (b.bbox[2] * b.bbox[3]).total_cmp(&(a.bbox[2] * a.bbox[3])));
         let (landmarks, mesh_score) = match detections.first() {
             Some(face) => {
-                let (points, score) = self.landmarks(&pyr, face)?;
+                let (points, score) = self.landmarks(pyr, face)?;
                 (Some(points), score)
             }
             None => (None, 0.0),
         };
-        let mask = Some(self.mask(&pyr)?);
-        Ok(FaceOutputs { detections, landmarks, mesh_score, mask })
+        let mask = Some(self.mask(pyr)?);
+        Ok(FaceOutputs { detections, landmarks, mesh_score, mask, framed_mask: None })
     }
 }

@@ -7,9 +7,15 @@ pub const INPUT: usize = 256;
 
 pub fn input(pyr: &Pyramid) -> Vec<f32> {
     let img = pyr.base();
+    input_of(pyr, [0.0, 0.0, img.width as f32, img.height as f32])
+}
+
+/// The model's input from a region of the image (left, top, width, height, in image pixels), stretched to
+/// 256 × 256 as a whole image is.
+pub fn input_of(pyr: &Pyramid, [left, top, width, height]: [f32; 4]) -> Vec<f32> {
     let mut out = vec![0.0f32; INPUT * INPUT * 3];
-    let (sx, sy) = (img.width as f32 / INPUT as f32, img.height as f32 / INPUT as f32);
-    pyr.resample((0.0, 0.0), (sx, sy), (INPUT, INPUT), |x, y, p| {
+    let (sx, sy) = (width / INPUT as f32, height / INPUT as f32);
+    pyr.resample((left, top), (sx, sy), (INPUT, INPUT), |x, y, p| {
         let o = (y * INPUT + x) * 3;
         for k in 0..3 {
             out[o + k] = p[k] * (1.0 / 255.0);
@@ -26,24 +32,34 @@ pub struct Mask {
     pub rows: usize,
     pub image_width: u32,
     pub image_height: u32,
+    /// What the grid covers, in image pixels: left, top, width, height (the whole image, or the region the
+    /// segmenter was shown). Outside it the nearest cell answers.
+    pub region: [f32; 4],
 }
 
 impl Mask {
     /// The model's output: 256 × 256 over the whole image.
     pub fn new(probs: Vec<f32>, image_width: u32, image_height: u32) -> Mask {
-        Mask { probs, cols: INPUT, rows: INPUT, image_width, image_height }
+        Mask::with_grid(probs, INPUT, INPUT, image_width, image_height)
     }
 
     /// A probability map on a grid of its own (`probs.len()` must be `cols × rows`).
     pub fn with_grid(probs: Vec<f32>, cols: usize, rows: usize, image_width: u32, image_height: u32) -> Mask {
-        Mask { probs, cols, rows, image_width, image_height }
+        let region = [0.0, 0.0, image_width as f32, image_height as f32];
+        Mask { probs, cols, rows, image_width, image_height, region }
+    }
+
+    /// The model's output for a region of the image (left, top, width, height; see [`input_of`]).
+    pub fn of_region(probs: Vec<f32>, image_width: u32, image_height: u32, region: [f32; 4]) -> Mask {
+        Mask { region, ..Mask::new(probs, image_width, image_height) }
     }
 
     /// Person probability at an image position (bilinear between grid cells).
     pub fn at(&self, x: f32, y: f32) -> f32 {
         let (nc, nr) = (self.cols as f32, self.rows as f32);
-        let mx = ((x + 0.5) / self.image_width as f32 * nc - 0.5).clamp(0.0, nc - 1.0);
-        let my = ((y + 0.5) / self.image_height as f32 * nr - 0.5).clamp(0.0, nr - 1.0);
+        let [left, top, width, height] = self.region;
+        let mx = ((x + 0.5 - left) / width * nc - 0.5).clamp(0.0, nc - 1.0);
+        let my = ((y + 0.5 - top) / height * nr - 0.5).clamp(0.0, nr - 1.0);
         // Clamped to ≥ 0 (NaN gives 0), so truncation is floor, without `floor()`'s library call.
         let (x0, y0) = (mx as usize, my as usize);
         let (x1, y1) = ((x0 + 1).min(self.cols - 1), (y0 + 1).min(self.rows - 1));
@@ -58,14 +74,15 @@ impl Mask {
         self.at(x, y) >= 0.5
     }
 
-    /// The first image row, from the top, at which the column at `x` turns to person (sub-pixel, by
-    /// interpolating the probability between rows); None when the column never does above `below`.
+    /// The first image row, from the top of the region, at which the column at `x` turns to person (sub-pixel,
+    /// by interpolating the probability between rows); None when the column never does above `below`.
     pub fn top_in_column(&self, x: f32, below: f32) -> Option<f32> {
-        let mut prev = self.at(x, 0.0);
+        let first = self.region[1].ceil().max(0.0);
+        let mut prev = self.at(x, first);
         if prev >= 0.5 {
-            return Some(0.0);
+            return Some(first);
         }
-        let mut y = 1.0;
+        let mut y = first + 1.0;
         // Bounded by the image, whatever `below` says.
         let below = below.min(self.image_height as f32);
         while y <= below {
