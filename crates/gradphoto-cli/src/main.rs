@@ -45,6 +45,9 @@ enum Command {
     /// 本地演示用的模拟微信服务器 / fake WeChat servers (official account and WeChat Pay) for a local demo
     #[command(name = "wechat-fake")]
     WechatFake(WechatFakeArgs),
+    /// 打印 API 描述 / print the service's OpenAPI 3.1 description (as `/api/openapi.json` serves it), for client
+    /// generators and validators
+    Openapi,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +87,10 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(args, models::data_dir(cli.data)),
         Command::Admin(args) => serve::admin(args, models::data_dir(cli.data)),
         Command::WechatFake(args) => wechat_fake(args),
+        Command::Openapi => {
+            println!("{:#}", gradphoto_web::routes::openapi());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

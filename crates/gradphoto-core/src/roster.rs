@@ -431,6 +431,7 @@ fn taiwan_expected_check(b: &[u8]) -> char {
 
 /// The encoding a roster file was read in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
     Utf8,

@@ -73,6 +73,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 // ---------------------------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Region {
     pub id: RegionId,
     pub province: String,
@@ -80,6 +81,7 @@ pub struct Region {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct School {
     pub id: SchoolId,
     pub region_id: RegionId,
@@ -111,6 +113,7 @@ pub struct NewSchool {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PhotoType {
     pub id: PhotoTypeId,
     pub school_id: SchoolId,
@@ -120,6 +123,7 @@ pub struct PhotoType {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     SuperAdmin,
@@ -201,6 +205,7 @@ pub struct StudentUpsert {
 type Known = (i64, Vec<u8>, String, Option<String>, Option<String>, String);
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ImportCounts {
     pub created: usize,
     pub updated: usize,
@@ -224,6 +229,7 @@ pub struct BlobMeta {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Photo {
     pub id: PhotoId,
     pub student_id: StudentId,
@@ -255,6 +261,7 @@ impl Photo {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Submitted, waiting for the fee.
@@ -292,6 +299,7 @@ impl Status {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Submission {
     pub id: SubmissionId,
     pub student_id: StudentId,
@@ -311,6 +319,7 @@ pub struct Submission {
 
 /// A queue entry: the submission with who it is from.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct QueueItem {
     pub submission: Submission,
     pub student_no: String,
@@ -361,6 +370,7 @@ pub struct Notice<'a> {
 
 /// A message delivery gave up on, for the admin to see and resend.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeadLetter {
     pub id: OutboxId,
     pub student_id: StudentId,
@@ -374,6 +384,7 @@ pub struct DeadLetter {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Notification {
     pub title: String,
     pub body: String,
@@ -381,6 +392,7 @@ pub struct Notification {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditEntry {
     pub at: i64,
     pub actor: String,
@@ -402,6 +414,7 @@ pub enum BindOutcome {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Binding {
     pub channel: String,
     pub bound_at: i64,
@@ -429,6 +442,7 @@ pub struct WechatToken {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PayStatus {
     /// Ordered, not (yet) paid.
@@ -461,6 +475,7 @@ impl PayStatus {
 
 /// A payment: an offline one marked by staff, or a WeChat Pay order. Amounts in fen.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Payment {
     pub id: PaymentId,
     pub student_id: StudentId,
@@ -493,6 +508,7 @@ pub enum Confirm {
 
 /// Counts for the progress page.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Progress {
     pub students: i64,
     /// Students who have not submitted.
@@ -505,6 +521,7 @@ pub struct Progress {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CollegeProgress {
     pub college: String,
     pub students: i64,

@@ -13,6 +13,7 @@ use gradphoto_store::{SchoolId, StudentId};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::answers::{RosterImport, RosterLineError, SchoolState, SchoolSummary, Schools};
 use crate::auth::{self, StaffSession};
 use crate::error::{AppError, AppResult, done, wants_json};
 use crate::review::staff_ctx;
@@ -29,7 +30,7 @@ pub async fn index(State(state): State<AppState>, s: StaffSession) -> AppResult<
         _ => return Err(AppError::Forbidden),
     }
     let regions = state.db.regions().await?;
-    let schools: Vec<serde_json::Value> = state
+    let schools: Vec<SchoolSummary> = state
         .db
         .schools(None)
         .await?
@@ -37,16 +38,18 @@ pub async fn index(State(state): State<AppState>, s: StaffSession) -> AppResult<
         .filter(|x| s.can_see(x.id))
         .map(|x| {
             let region = regions.iter().find(|r| r.id == x.region_id).map(|r| format!("{} {}", r.province, r.city));
-            json!({ "id": x.id, "code": x.code, "name": x.name, "fee_cents": x.fee_cents, "region": region })
+            SchoolSummary { id: x.id, code: x.code, name: x.name, fee_cents: x.fee_cents, region }
         })
         .collect();
+    let answer = Schools { schools };
     if wants_json() {
-        return Ok(axum::Json(json!({ "schools": schools })).into_response());
+        return Ok(axum::Json(answer).into_response());
     }
-    Ok(state.views.render("admin.html", merge(staff_ctx(&s), json!({ "schools": schools })))?.into_response())
+    let data = serde_json::to_value(answer).map_err(AppError::internal)?;
+    Ok(state.views.render("admin.html", merge(staff_ctx(&s), data))?.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct NewSchoolForm {
     province: String,
     city: String,
@@ -112,10 +115,10 @@ pub async fn create_school(
         state.db.create_staff(f.admin_username.trim(), Role::SchoolAdmin, Some(id), &hash).await?;
     }
     state.db.audit(&s.actor(), "school.create", Some(id), &format!("code:{code}")).await?;
-    Ok(done(&format!("/admin/schools/{id}"), json!({ "school": id })))
+    Ok(done(&format!("/admin/schools/{id}"), crate::answers::SchoolCreated { school: id }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct SchoolQuery {
     q: Option<String>,
 }
@@ -140,7 +143,7 @@ async fn render_school(
     s: &StaffSession,
     id: SchoolId,
     q: Option<&str>,
-    import: Option<serde_json::Value>,
+    import: Option<RosterImport>,
     message: Option<&str>,
 ) -> AppResult<Response> {
     let school = state.db.school(id).await?;
@@ -148,9 +151,7 @@ async fn render_school(
     if wants_json() {
         let dead = state.db.dead_letters(id, 50).await?;
         let payments = state.db.payments_of_school(id, 50).await?;
-        return Ok(axum::Json(json!({ "school": school, "progress": progress, "import": import, "dead_letters": dead,
-            "payments": payments }))
-        .into_response());
+        return Ok(axum::Json(SchoolState { school, progress, import, dead_letters: dead, payments }).into_response());
     }
     let total = progress.students.max(1);
     let statuses: Vec<serde_json::Value> = progress
@@ -237,8 +238,11 @@ pub async fn import_roster(
         })
         .collect();
     let counts = state.db.import_students(id, &rows).await?;
-    let errors: Vec<serde_json::Value> =
-        roster.errors.iter().map(|e| json!({ "line": e.line, "code": e.code, "message": e.message })).collect();
+    let errors: Vec<RosterLineError> = roster
+        .errors
+        .iter()
+        .map(|e| RosterLineError { line: e.line, code: e.code.to_string(), message: e.message.clone() })
+        .collect();
     state
         .db
         .audit(
@@ -254,13 +258,18 @@ pub async fn import_roster(
             ),
         )
         .await?;
-    let import = json!({ "created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged,
-        "errors": errors, "encoding": roster.encoding });
+    let import = RosterImport {
+        created: counts.created,
+        updated: counts.updated,
+        unchanged: counts.unchanged,
+        errors,
+        encoding: roster.encoding,
+    };
     render_school(&state, &s, id, None, Some(import), None).await
 }
 
 /// The settings form: every field optional, so an API client may send only what changes.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct SettingsForm {
     name: Option<String>,
@@ -337,10 +346,10 @@ pub async fn settings(
     };
     state.db.update_school(id, &update).await?;
     state.db.audit(&s.actor(), "school.settings", Some(id), "").await?;
-    Ok(done(&format!("/admin/schools/{id}"), json!({ "ok": true })))
+    Ok(done(&format!("/admin/schools/{id}"), crate::answers::DONE))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct TypeForm {
     code: String,
@@ -366,10 +375,10 @@ pub async fn add_type(
     }
     let t = state.db.add_photo_type(id, code, f.name_zh.trim(), f.name_en.trim()).await?;
     state.db.audit(&s.actor(), "photo_type.create", Some(id), &format!("type:{t}")).await?;
-    Ok(done(&format!("/admin/schools/{id}"), json!({ "photo_type": t })))
+    Ok(done(&format!("/admin/schools/{id}"), crate::answers::TypeAdded { photo_type: t }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct StaffForm {
     username: String,
     password: String,
@@ -394,7 +403,7 @@ pub async fn add_staff(
     let hash = auth::hash_password(f.password).await?;
     let staff = state.db.create_staff(f.username.trim(), role, Some(id), &hash).await?;
     state.db.audit(&s.actor(), "staff.create", Some(id), &format!("staff:{staff} role:{}", role.as_str())).await?;
-    Ok(done(&format!("/admin/schools/{id}"), json!({ "staff": staff })))
+    Ok(done(&format!("/admin/schools/{id}"), crate::answers::StaffAdded { staff }))
 }
 
 async fn own_student(
@@ -422,10 +431,10 @@ pub async fn mark_paid(
     let reference = format!("marked by staff:{}", s.staff.id);
     state.db.mark_paid(student, "offline", &reference, fee, &crate::student::SUBMITTED).await?;
     state.db.audit(&s.actor(), "payment.offline", Some(school), &format!("student:{student}")).await?;
-    Ok(done(&format!("/admin/schools/{school}"), json!({ "ok": true })))
+    Ok(done(&format!("/admin/schools/{school}"), crate::answers::DONE))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct UnbindQuery {
     /// `wechat` or `browser`; none releases every binding.
     channel: Option<String>,
@@ -447,10 +456,10 @@ pub async fn unbind(
     state.db.delete_sessions_of("student", student.0).await?;
     let detail = format!("student:{student} channel:{} released:{released}", channel.unwrap_or("all"));
     state.db.audit(&s.actor(), "binding.release", Some(school), &detail).await?;
-    Ok(done(&format!("/admin/schools/{school}"), json!({ "ok": true })))
+    Ok(done(&format!("/admin/schools/{school}"), crate::answers::DONE))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct ExportQuery {
     college: Option<String>,
     /// Include photos exported before (a repeat delivery).

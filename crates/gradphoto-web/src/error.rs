@@ -142,6 +142,6 @@ impl IntoResponse for AppError {
 pub type AppResult<T> = Result<T, AppError>;
 
 /// The answer to an action: JSON for API clients, a redirect (303, so a reload does not repeat the POST) for pages.
-pub fn done(redirect: &str, json: serde_json::Value) -> Response {
+pub fn done(redirect: &str, json: impl serde::Serialize) -> Response {
     if wants_json() { axum::Json(json).into_response() } else { Redirect::to(redirect).into_response() }
 }

@@ -3,6 +3,7 @@
 //! [`gradphoto_store`] (metadata and files); CPU-heavy work runs on the blocking pool.
 
 pub mod admin;
+pub mod answers;
 pub mod auth;
 pub mod backup;
 pub mod checks;

@@ -16,7 +16,7 @@ use crate::error::{AppError, AppResult, wants_json};
 use crate::state::AppState;
 use crate::wechat;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct HomeQuery {
     region: Option<i64>,
 }
@@ -45,7 +45,7 @@ pub async fn home(
         None => Vec::new(),
     };
     if wants_json() {
-        return Ok(axum::Json(json!({ "regions": regions, "schools": schools })).into_response());
+        return Ok(axum::Json(crate::answers::Home { regions, schools }).into_response());
     }
     Ok(state
         .views
@@ -91,7 +91,7 @@ pub async fn staff_login_page(State(state): State<AppState>, headers: HeaderMap)
     login_page(&state, &headers, json!({ "action": "/staff/login" }), axum::http::StatusCode::OK)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct LoginForm {
     username: String,
     password: String,
@@ -186,7 +186,8 @@ pub async fn school_login(
     let device_cookie = auth::set_cookie(DEVICE_COOKIE, &device, 400 * 86_400, cfg.cookie_secure);
     let to = if student.password_changed { "/me" } else { "/me/password" };
     let body = if wants_json() {
-        axum::Json(json!({ "csrf": csrf, "must_change_password": !student.password_changed })).into_response()
+        let answer = crate::answers::StudentSignedIn { csrf, must_change_password: !student.password_changed };
+        axum::Json(answer).into_response()
     } else {
         Redirect::to(to).into_response()
     };
@@ -232,7 +233,7 @@ pub async fn staff_login(
     let (session_cookie, csrf) = auth::start_session(&state, "staff", staff.id.0).await?;
     let to = if staff.role == gradphoto_store::db::Role::Reviewer { "/review" } else { "/admin" };
     let body = if wants_json() {
-        axum::Json(json!({ "csrf": csrf, "role": staff.role })).into_response()
+        axum::Json(crate::answers::StaffSignedIn { csrf, role: staff.role }).into_response()
     } else {
         Redirect::to(to).into_response()
     };
@@ -244,10 +245,10 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> AppRes
         state.db.delete_session(&auth::token_hash(&token)).await?;
     }
     let clear = auth::set_cookie(auth::SESSION_COOKIE, "gone", 0, state.config.cookie_secure);
-    Ok(([(header::SET_COOKIE, clear)], crate::error::done("/", json!({ "ok": true }))).into_response())
+    Ok(([(header::SET_COOKIE, clear)], crate::error::done("/", crate::answers::DONE)).into_response())
 }
 
 pub async fn healthz(State(state): State<AppState>) -> AppResult<Response> {
     state.db.ping().await?;
-    Ok(axum::Json(json!({ "status": "ok" })).into_response())
+    Ok(axum::Json(crate::answers::Health { status: "ok" }).into_response())
 }

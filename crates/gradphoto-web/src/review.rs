@@ -8,7 +8,7 @@ use gradphoto_core::normalise::{self, FixError, FixOptions};
 use gradphoto_core::seal::Identity;
 use gradphoto_core::{CheckOptions, Message, Report, Rule};
 use gradphoto_store::blob::sha256_hex;
-use gradphoto_store::db::{BlobMeta, Notice, Role};
+use gradphoto_store::db::{BlobMeta, Notice, Role, Status};
 use gradphoto_store::{BlobKey, PhotoId, SchoolId, SubmissionId};
 use serde::Deserialize;
 use serde_json::json;
@@ -23,7 +23,7 @@ pub fn staff_ctx(s: &StaffSession) -> serde_json::Value {
     json!({ "who": s.staff.username, "role": s.staff.role, "csrf": s.csrf })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct QueueQuery {
     school: Option<i64>,
 }
@@ -45,7 +45,7 @@ pub async fn queue(State(state): State<AppState>, s: StaffSession, Query(q): Que
     let school = state.db.school(school_id).await?;
     let items = state.db.queue(school_id, 200).await?;
     if wants_json() {
-        return Ok(axum::Json(json!({ "school": school, "items": items })).into_response());
+        return Ok(axum::Json(crate::answers::Queue { school, items }).into_response());
     }
     let schools = if s.staff.role == Role::SuperAdmin { state.db.schools(None).await? } else { Vec::new() };
     let data = json!({ "school": school, "items": items, "schools": schools });
@@ -75,7 +75,7 @@ pub async fn item(State(state): State<AppState>, s: StaffSession, Path(id): Path
     let photo = state.db.photo(item.submission.photo_id).await?;
     let report: Option<Report> = serde_json::from_str(&photo.report).ok();
     if wants_json() {
-        return Ok(axum::Json(json!({ "item": item, "photo": photo, "report": report })).into_response());
+        return Ok(axum::Json(crate::answers::ReviewItem { item, photo, report }).into_response());
     }
     render_item(&state, &s, &item, report.as_ref(), None)
 }
@@ -111,12 +111,15 @@ pub async fn image(
     Ok(private_jpeg(state.store.get(&key).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct Decision {
     /// The photo the reviewer saw: a decision on a photo since replaced is refused.
     photo: i64,
+    /// Rule ids, repeatable (`reason=geometry.hair_top&reason=pose.frontal`); rejections need one at least.
     #[serde(default)]
+    #[schemars(with = "Vec<gradphoto_core::Rule>")]
     reason: Vec<String>,
+    /// Free text to the student, at most 500 characters kept.
     #[serde(default)]
     note: String,
 }
@@ -182,7 +185,12 @@ pub async fn approve(
     state.db.audit(&s.actor(), "approve", Some(school.id), &format!("submission:{}", item.submission.id)).await?;
     Ok(done(
         &format!("/review?school={}", school.id),
-        json!({ "ok": true, "status": "approved", "quality": fixed.quality, "bytes": fixed.jpeg.len() }),
+        crate::answers::Decided {
+            ok: true,
+            status: Status::Approved,
+            quality: Some(fixed.quality),
+            bytes: Some(fixed.jpeg.len()),
+        },
     ))
 }
 
@@ -275,5 +283,8 @@ pub async fn reject(
             &format!("submission:{} reasons:{}", item.submission.id, reasons.join(",")),
         )
         .await?;
-    Ok(done(&format!("/review?school={}", item.school_id), json!({ "ok": true, "status": "rejected" })))
+    Ok(done(
+        &format!("/review?school={}", item.school_id),
+        crate::answers::Decided { ok: true, status: Status::Rejected, quality: None, bytes: None },
+    ))
 }

@@ -2,6 +2,9 @@
 //! description cannot drift from what is served. Each page's action is also an API call: send
 //! `Accept: application/json` and the same route answers JSON (with the CSRF token in `x-csrf-token`).
 
+use schemars::{Schema, SchemaGenerator, json_schema};
+use serde_json::{Value, json};
+
 /// Who may call a route (before the per-school and own-data checks inside the handler).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -74,81 +77,288 @@ routes! {
     "POST" "/me/pay/wechat" Student Some("form"), "Create or reuse a WeChat Pay JSAPI order: the `getBrandWCPayRequest` parameters";
 }
 
-/// The JSON answer of a route whose answer is typed, as a schema of `generator` (a `$ref` into
-/// `components.schemas`). The types are the ones the handlers serialise, so the schema follows the code.
-fn answer_schema(r: &Route, generator: &mut schemars::SchemaGenerator) -> Option<schemars::Schema> {
+/// The JSON answer of a route, as a schema of `generator` (a `$ref` into `components.schemas`). The types are the
+/// ones the handlers serialise (`crate::answers`), so the schema follows the code.
+fn answer_schema(r: &Route, g: &mut SchemaGenerator) -> Option<Schema> {
+    use crate::answers as a;
+    Some(match (r.method, r.path) {
+        ("GET", "/") => g.subschema_for::<a::Home>(),
+        ("GET", "/healthz") => g.subschema_for::<a::Health>(),
+        ("GET", "/api/openapi.json") => json_schema!({ "type": "object", "description": "OpenAPI 3.1" }),
+        ("POST", "/s/{code}/login") => g.subschema_for::<a::StudentSignedIn>(),
+        ("POST", "/staff/login") => g.subschema_for::<a::StaffSignedIn>(),
+        ("GET", "/me") => g.subschema_for::<a::Me>(),
+        ("GET", "/me/photos/{type}") => g.subschema_for::<a::PhotoState>(),
+        ("POST", "/me/photos/{type}") => g.subschema_for::<crate::student::UploadAnswer>(),
+        ("GET", "/me/photos/{type}/check") => g.subschema_for::<crate::student::CheckAnswer>(),
+        ("POST", "/me/photos/{type}/submit") => g.subschema_for::<a::Submitted>(),
+        ("GET", "/me/pay") => g.subschema_for::<a::PayState>(),
+        ("POST", "/me/pay/wechat") => g.subschema_for::<a::WechatOrder>(),
+        ("GET", "/review") => g.subschema_for::<a::Queue>(),
+        ("GET", "/review/{submission}") => g.subschema_for::<a::ReviewItem>(),
+        ("POST", "/review/{submission}/approve" | "/review/{submission}/reject") => g.subschema_for::<a::Decided>(),
+        ("GET", "/admin") => g.subschema_for::<a::Schools>(),
+        ("POST", "/admin/schools") => g.subschema_for::<a::SchoolCreated>(),
+        ("GET", "/admin/schools/{school}") | ("POST", "/admin/schools/{school}/roster") => {
+            g.subschema_for::<a::SchoolState>()
+        }
+        ("POST", "/admin/schools/{school}/types") => g.subschema_for::<a::TypeAdded>(),
+        ("POST", "/admin/schools/{school}/staff") => g.subschema_for::<a::StaffAdded>(),
+        ("POST", "/admin/schools/{school}/payments/reconcile") => g.subschema_for::<a::Reconciled>(),
+        ("POST", "/admin/schools/{school}/payments/{payment}/refund") => g.subschema_for::<a::Refunded>(),
+        ("POST", _) if r.body == Some("form") => g.subschema_for::<a::Done>(),
+        _ => return None,
+    })
+}
+
+/// The fields of a form body.
+fn form_schema(r: &Route, g: &mut SchemaGenerator) -> Schema {
     match (r.method, r.path) {
-        ("POST", "/me/photos/{type}") => Some(generator.subschema_for::<crate::student::UploadAnswer>()),
-        ("GET", "/me/photos/{type}/check") => Some(generator.subschema_for::<crate::student::CheckAnswer>()),
-        _ => None,
+        ("POST", "/s/{code}/login" | "/staff/login") => g.subschema_for::<crate::public::LoginForm>(),
+        ("POST", "/me/password") => g.subschema_for::<crate::student::PasswordForm>(),
+        ("POST", "/me/photos/{type}/submit") => g.subschema_for::<crate::student::SubmitForm>(),
+        ("POST", "/review/{submission}/approve" | "/review/{submission}/reject") => {
+            g.subschema_for::<crate::review::Decision>()
+        }
+        ("POST", "/admin/schools") => g.subschema_for::<crate::admin::NewSchoolForm>(),
+        ("POST", "/admin/schools/{school}/settings") => g.subschema_for::<crate::admin::SettingsForm>(),
+        ("POST", "/admin/schools/{school}/types") => g.subschema_for::<crate::admin::TypeForm>(),
+        ("POST", "/admin/schools/{school}/staff") => g.subschema_for::<crate::admin::StaffForm>(),
+        // Nothing but the CSRF token (which may also come as the `csrf` field).
+        _ => json_schema!({ "type": "object" }),
     }
 }
 
+/// The query parameters of a route, from the struct its handler parses them into.
+fn query_params(r: &Route) -> Vec<Value> {
+    let schema = match (r.method, r.path) {
+        ("GET", "/") => schemars::schema_for!(crate::public::HomeQuery),
+        ("GET", "/review") => schemars::schema_for!(crate::review::QueueQuery),
+        ("GET", "/me/photos/{type}/check") => schemars::schema_for!(crate::student::CheckQuery),
+        ("GET", "/me/pay") => schemars::schema_for!(crate::student::PayQuery),
+        ("GET", "/admin/schools/{school}") => schemars::schema_for!(crate::admin::SchoolQuery),
+        ("GET", "/admin/schools/{school}/export.zip") => schemars::schema_for!(crate::admin::ExportQuery),
+        ("POST", "/admin/schools/{school}/students/{student}/unbind") => {
+            schemars::schema_for!(crate::admin::UnbindQuery)
+        }
+        ("GET", "/wechat/oauth") => schemars::schema_for!(crate::wechat::CallbackQuery),
+        _ => return Vec::new(),
+    };
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map_or(Vec::new(), |r| r.iter().filter_map(Value::as_str).collect());
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else { return Vec::new() };
+    props
+        .iter()
+        .map(|(name, s)| {
+            let mut s = s.clone();
+            let description = s.as_object_mut().and_then(|o| o.remove("description"));
+            // An absent parameter is an omitted one, not a null: `["integer", "null"]` is `integer` here.
+            if let Some(types) = s["type"].as_array() {
+                let named: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                s["type"] = if named.len() == 1 { named[0].clone() } else { Value::Array(named) };
+            }
+            let mut p =
+                json!({ "name": name, "in": "query", "required": required.contains(&name.as_str()), "schema": s });
+            if let Some(d) = description {
+                p["description"] = d;
+            }
+            p
+        })
+        .collect()
+}
+
+/// A path parameter: ids are integers, the rest named.
+fn path_param(name: &str) -> Value {
+    let schema = match name {
+        "code" => json!({ "type": "string", "description": "the school's code" }),
+        "file" => json!({ "type": "string", "enum": ["original.jpg", "annotated.jpg", "registered.jpg"] }),
+        _ => json!({ "type": "integer", "format": "int64" }),
+    };
+    json!({ "name": name, "in": "path", "required": true, "schema": schema })
+}
+
+/// What a route's successful answer is, besides JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Served {
+    /// JSON with `Accept: application/json`, else an HTML page.
+    Page,
+    /// An HTML page only (sign-in pages).
+    PageOnly,
+    /// JSON only.
+    Json,
+    /// JSON with `Accept: application/json`, else a 303 redirect to the page that shows the result.
+    Action,
+    Jpeg,
+    Zip,
+    /// A redirect only (the WeChat OAuth callback).
+    Redirect,
+    /// WeChat Pay's notification: 204, or its own `{code, message}` refusal.
+    Notify,
+}
+
+fn served(r: &Route) -> Served {
+    match (r.method, r.path) {
+        (_, p) if p.ends_with(".jpg") || p.ends_with("{file}") => Served::Jpeg,
+        (_, p) if p.ends_with(".zip") => Served::Zip,
+        ("GET", "/s/{code}/login" | "/staff/login" | "/me/password") => Served::PageOnly,
+        ("GET", "/healthz" | "/api/openapi.json" | "/me/photos/{type}/check") | ("POST", "/me/pay/wechat") => {
+            Served::Json
+        }
+        ("GET", "/wechat/oauth") => Served::Redirect,
+        ("POST", "/wechat/pay/notify") => Served::Notify,
+        ("GET", _) => Served::Page,
+        _ => Served::Action,
+    }
+}
+
+/// The `responses` of an operation: every status it can answer with, and in which media types.
+fn responses(r: &Route, g: &mut SchemaGenerator) -> Value {
+    let html = json!({ "schema": { "type": "string" } });
+    let error =
+        json!({ "application/json": { "schema": g.subschema_for::<crate::error::ErrorBody>() }, "text/html": html });
+    let answer = answer_schema(r, g).map(|s| json!({ "schema": s }));
+    let mut out = serde_json::Map::new();
+    let mut ok = serde_json::Map::new();
+    let kind = served(r);
+    if let Some(a) = &answer {
+        ok.insert("application/json".into(), a.clone());
+    }
+    if matches!(kind, Served::Page | Served::PageOnly) {
+        ok.insert("text/html".into(), html.clone());
+    }
+    match kind {
+        Served::Jpeg => {
+            ok.insert("image/jpeg".into(), json!({ "schema": { "type": "string", "contentMediaType": "image/jpeg" } }));
+        }
+        Served::Zip => {
+            ok.insert(
+                "application/zip".into(),
+                json!({ "schema": { "type": "string", "contentMediaType": "application/zip" } }),
+            );
+        }
+        _ => {}
+    }
+    if kind == Served::Notify {
+        out.insert("204".into(), json!({ "description": "accepted (also for a duplicate)" }));
+        let refused = json!({ "application/json": { "schema": g.subschema_for::<crate::answers::NotifyRefused>() } });
+        for (code, why) in [
+            ("400", "not a notification we can read"),
+            ("401", "the signature does not verify"),
+            ("500", "not recorded: WeChat Pay sends it again"),
+        ] {
+            out.insert(code.into(), json!({ "description": why, "content": refused }));
+        }
+        return Value::Object(out);
+    }
+    if !ok.is_empty() {
+        out.insert("200".into(), json!({ "description": "the answer", "content": ok }));
+    }
+    // Pages and actions redirect browsers: a form's result, the sign-in page when not signed in, and inside
+    // WeChat a sign-in page to WeChat's authorisation first.
+    if matches!(kind, Served::Page | Served::PageOnly | Served::Action | Served::Redirect) || r.access != Access::Anyone
+    {
+        out.insert("303".into(), json!({ "description": "a redirect, for browsers (no body)" }));
+    }
+    let mut err = |code: &str, why: &str| {
+        out.insert(code.into(), json!({ "description": why, "content": error }));
+    };
+    err("400", "the request is not acceptable: `error.code` says why");
+    if r.access != Access::Anyone {
+        err("401", "not signed in");
+        err("403", "another school's or another student's data");
+    }
+    err("404", "not found");
+    if r.method == "POST" {
+        err("409", "the state does not allow it now (locked, already decided, still checking)");
+    }
+    if r.body == Some("multipart") {
+        err("413", "the file is larger than allowed");
+    }
+    if r.path.ends_with("/login") || r.body == Some("multipart") {
+        err("429", "too many attempts from this address: wait a minute");
+    }
+    if r.path.contains("/pay") || r.path.contains("/wechat") || r.path.contains("/payments") {
+        err("502", "WeChat or WeChat Pay failed or refused: try again later");
+    }
+    err("500", "server error: try again");
+    Value::Object(out)
+}
+
 /// The OpenAPI 3.1 description of [`ROUTES`].
-pub fn openapi() -> serde_json::Value {
+pub fn openapi() -> Value {
     let mut generator = schemars::generate::SchemaSettings::draft2020_12()
         .with(|s| s.definitions_path = "/components/schemas".into())
         .into_generator();
-    let error = serde_json::json!({ "application/json": {
-        "schema": generator.subschema_for::<crate::error::ErrorBody>() } });
     let mut paths = serde_json::Map::new();
     for r in ROUTES {
-        let params: Vec<serde_json::Value> = r
+        let mut params: Vec<Value> = r
             .path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| serde_json::json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .map(path_param)
             .collect();
+        params.extend(query_params(r));
         let security = match r.access {
-            Access::Anyone => serde_json::json!([]),
-            _ => serde_json::json!([{ "session": [] }]),
+            Access::Anyone => json!([]),
+            _ => json!([{ "session": [] }]),
         };
-        let mut op = serde_json::json!({
+        let mut op = json!({
             "summary": r.summary,
-            "parameters": params,
             "security": security,
             "x-access": format!("{:?}", r.access),
-            "responses": {
-                "200": { "description": "JSON with `Accept: application/json`, else a page or a 303 redirect" },
-                "400": { "description": "the request is not acceptable: `error.code` says why", "content": error },
-                "401": { "description": "not signed in", "content": error },
-                "403": { "description": "another school's or another student's data", "content": error },
-                "404": { "description": "not found", "content": error },
-                "409": { "description": "the state does not allow it now (locked, already decided, still checking)", "content": error }
-            }
+            "responses": responses(r, &mut generator),
         });
-        if let Some(schema) = answer_schema(r, &mut generator) {
-            op["responses"]["200"]["content"] = serde_json::json!({ "application/json": { "schema": schema } });
-        }
-        if let Some(body) = r.body {
-            let media = match body {
-                "multipart" => "multipart/form-data",
-                "wechatpay" => "application/json",
-                _ => "application/x-www-form-urlencoded",
-            };
-            op["requestBody"] = serde_json::json!({ "content": { media: { "schema": { "type": "object" } } } });
-            if body == "wechatpay" {
+        match r.body {
+            Some("wechatpay") => {
                 // Authenticated by WeChat Pay's signature, not by a session: no CSRF token.
-                op["security"] = serde_json::json!([{ "wechatpaySignature": [] }]);
-            }
-            let params = op["parameters"].as_array_mut();
-            if body == "wechatpay" {
-                if let Some(p) = params {
-                    for h in ["Wechatpay-Serial", "Wechatpay-Signature", "Wechatpay-Timestamp", "Wechatpay-Nonce"] {
-                        p.push(serde_json::json!({ "name": h, "in": "header", "required": true, "schema": { "type": "string" } }));
-                    }
+                op["security"] = json!([{ "wechatpaySignature": [] }]);
+                op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "description": "WeChat Pay's notification: an AEAD_AES_256_GCM `resource`" } } } });
+                for h in ["Wechatpay-Serial", "Wechatpay-Signature", "Wechatpay-Timestamp", "Wechatpay-Nonce"] {
+                    params.push(json!({ "name": h, "in": "header", "required": true, "schema": { "type": "string" } }));
                 }
-            } else if let Some(p) = params {
-                p.push(serde_json::json!({ "name": "x-csrf-token", "in": "header", "required": true, "schema": { "type": "string" } }));
             }
+            Some(body) => {
+                let (media, schema) = if body == "multipart" {
+                    let field = if r.path.ends_with("/roster") { "roster" } else { "photo" };
+                    let what = if field == "roster" {
+                        "the roster: CSV (UTF-8, UTF-16 or GB18030) or XLSX"
+                    } else {
+                        "the photo: a JPEG"
+                    };
+                    let schema = json!({ "type": "object", "required": [field], "properties": { field: {
+                        "type": "string", "contentMediaType": "application/octet-stream", "description": what } } });
+                    ("multipart/form-data", schema)
+                } else {
+                    ("application/x-www-form-urlencoded", form_schema(r, &mut generator).to_value())
+                };
+                let mut content = json!({ "schema": schema });
+                if r.path.ends_with("/approve") || r.path.ends_with("/reject") {
+                    content["encoding"] = json!({ "reason": { "style": "form", "explode": true } });
+                }
+                op["requestBody"] = json!({ "required": true, "content": { media: content } });
+                // The token of the session (from the sign-in answer); sign-in forms carry the `gp_pre` cookie's.
+                params.push(json!({ "name": "x-csrf-token", "in": "header", "required": false, "schema": { "type": "string" },
+                    "description": "the session's CSRF token (or a `csrf` field of a urlencoded form, or `?csrf=` with multipart); required with a session" }));
+                if r.method == "POST" && r.path == "/me/photos/{type}" {
+                    params.push(
+                        json!({ "name": "Prefer", "in": "header", "required": false, "schema": { "type": "string" },
+                        "description": "`wait=N`: wait up to N seconds for the full report" }),
+                    );
+                }
+            }
+            None => {}
         }
-        let entry = paths.entry(r.path.to_string()).or_insert_with(|| serde_json::json!({}));
+        op["parameters"] = Value::Array(params);
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         entry[r.method.to_ascii_lowercase()] = op;
     }
-    serde_json::json!({
+    json!({
         "openapi": "3.1.0",
         "info": { "title": "gradphoto", "version": env!("CARGO_PKG_VERSION"),
-            "description": "Degree-certificate photo collection. Sign in with a form POST; the `gp_session` cookie and the returned `csrf` token authorise later calls." },
+            "description": "Degree-certificate photo collection. Sign in with a form POST; the `gp_session` cookie and the returned `csrf` token authorise later calls. Send `Accept: application/json` for JSON answers." },
         "components": { "schemas": generator.take_definitions(true), "securitySchemes": {
             "session": { "type": "apiKey", "in": "cookie", "name": "gp_session" },
             "wechatpaySignature": { "type": "apiKey", "in": "header", "name": "Wechatpay-Signature",

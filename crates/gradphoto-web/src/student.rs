@@ -12,6 +12,7 @@ use gradphoto_store::{BlobKey, PhotoId, PhotoTypeId, SubmissionId, now_ms};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::answers::{Me, MeType, PhotoState};
 use crate::auth::{self, StudentSession};
 use crate::error::{AppError, AppResult, done, wants_json};
 use crate::photos::{self, status_text, verdict_str, verdict_text};
@@ -48,17 +49,27 @@ pub async fn home(State(state): State<AppState>, s: StudentSession) -> AppResult
         let sub = submissions.iter().find(|x| x.photo_type_id == t.id);
         let status = type_status(photo.as_ref(), sub);
         let (zh, en) = status_text(status);
-        types.push(json!({ "id": t.id, "code": t.code, "name_zh": t.name_zh, "name_en": t.name_en,
-            "status": status, "status_zh": zh, "status_en": en, "submission": sub }));
+        types.push(MeType {
+            id: t.id,
+            code: t.code,
+            name_zh: t.name_zh,
+            name_en: t.name_en,
+            status,
+            status_zh: zh,
+            status_en: en,
+            submission: sub.cloned(),
+        });
     }
     let notifications = state.db.notifications(s.student.id, 20).await?;
     let fee_due = school.fee_cents > 0 && !s.student.paid;
-    let data = json!({ "school": school, "school_open": school.is_open(now_ms()), "types": types,
-        "notifications": notifications, "fee_due": fee_due, "paid": s.student.paid });
+    let me = Me { school_open: school.is_open(now_ms()), school, types, notifications, fee_due, paid: s.student.paid };
     if wants_json() {
-        return Ok(axum::Json(data).into_response());
+        return Ok(axum::Json(me).into_response());
     }
-    Ok(state.views.render("student.html", merge(ctx(&s), data))?.into_response())
+    Ok(state
+        .views
+        .render("student.html", merge(ctx(&s), serde_json::to_value(me).map_err(AppError::internal)?))?
+        .into_response())
 }
 
 pub async fn password_page(State(state): State<AppState>, s: StudentSession) -> AppResult<Response> {
@@ -66,7 +77,7 @@ pub async fn password_page(State(state): State<AppState>, s: StudentSession) -> 
     Ok(state.views.render("password.html", merge(ctx(&s), json!({ "first": first })))?.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct PasswordForm {
     current: String,
     new: String,
@@ -101,7 +112,7 @@ pub async fn change_password(
     let hash = auth::hash_password(f.new).await?;
     state.db.set_student_password(s.student.id, &hash).await?;
     state.db.audit(&format!("student:{}", s.student.id), "password.changed", Some(s.student.school_id), "").await?;
-    Ok(done("/me", json!({ "ok": true })))
+    Ok(done("/me", crate::answers::DONE))
 }
 
 pub async fn photo_page(
@@ -129,10 +140,9 @@ pub async fn photo_page(
             p.verdict != "error" && submission.as_ref().is_none_or(|x| x.photo_id != p.id && x.status.replaceable())
         });
     if wants_json() {
-        return Ok(axum::Json(json!({ "photo_type": t, "status": status, "photo": photo, "report": report,
-            "submission": submission, "can_upload": can_upload, "can_submit": can_submit, "checking": checking,
-            "place": place }))
-        .into_response());
+        let answer =
+            PhotoState { photo_type: t, status, photo, report, submission, can_upload, can_submit, checking, place };
+        return Ok(axum::Json(answer).into_response());
     }
     let (findings, problems) = report.as_ref().map(|r| photos::findings(r, true)).unwrap_or_default();
     let verdict = report.as_ref().map(|r| verdict_text(r.verdict)).unwrap_or(("", ""));
@@ -322,7 +332,7 @@ fn prefer_wait(headers: &axum::http::HeaderMap) -> Option<std::time::Duration> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct CheckQuery {
     /// Seconds to wait for the check to end (at most 25: under the usual proxy and WeChat timeouts).
     wait: Option<u64>,
@@ -415,7 +425,7 @@ async fn store_upload(
     Ok(uploaded.photo)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct SubmitForm {
     photo: i64,
 }
@@ -463,10 +473,10 @@ pub async fn submit(
         .await?;
     let to = if paid { format!("/me/photos/{}", t.id) } else { "/me/pay".to_string() };
     let status = if paid { Status::Submitted } else { Status::Unpaid };
-    Ok(done(&to, json!({ "submission": id, "status": status })))
+    Ok(done(&to, crate::answers::Submitted { submission: id, status }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct PayQuery {
     /// Ask WeChat Pay about this student's open orders now (the page polls with it after paying).
     sync: Option<String>,
@@ -487,12 +497,20 @@ pub async fn pay_page(
     // WeChat Pay where it can work: inside WeChat with `[wechat.pay]` configured (the order needs the openid).
     let wechat_pay = state.wechat.as_ref().is_some_and(|w| w.pay.is_some()) && crate::wechat::in_wechat(&headers);
     let provider = if wechat_pay { "wechat" } else { state.payments.id() };
-    let data = json!({ "school": school, "paid": paid, "fee_cents": school.fee_cents,
-        "instructions": start.instructions, "redirect": start.redirect, "provider": provider, "wechat_pay": wechat_pay,
-        "cashier": state.wechat.as_ref().and_then(|w| w.config.cashier_url.clone()) });
+    let answer = crate::answers::PayState {
+        paid,
+        fee_cents: school.fee_cents,
+        school,
+        instructions: start.instructions,
+        redirect: start.redirect,
+        provider: provider.to_string(),
+        wechat_pay,
+        cashier: state.wechat.as_ref().and_then(|w| w.config.cashier_url.clone()),
+    };
     if wants_json() {
-        return Ok(axum::Json(data).into_response());
+        return Ok(axum::Json(answer).into_response());
     }
+    let data = serde_json::to_value(answer).map_err(AppError::internal)?;
     Ok(state.views.render("pay.html", merge(ctx(&s), data))?.into_response())
 }
 

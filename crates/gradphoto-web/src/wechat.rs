@@ -24,7 +24,6 @@ use gradphoto_wechat::sign::{ApiV3Key, MerchantKey, PayVerifier};
 use gradphoto_wechat::template::{TemplateMessage, Value, fit};
 use gradphoto_wechat::{ApiError, MpClient, PayClient, WechatError, oauth, token};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::auth::{self, PRE_COOKIE, StaffSession, StudentSession};
 use crate::config::{TemplateConfig, WechatConfig};
@@ -129,7 +128,7 @@ pub async fn authorise(
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&url)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
@@ -467,7 +466,7 @@ pub async fn pay_start(State(state): State<AppState>, headers: HeaderMap, s: Stu
         }
     };
     let params = JsapiParams::new(&wx.config.appid, &prepay, &pay.key);
-    Ok(axum::Json(json!({ "jsapi": params, "amount_fen": school.fee_cents })).into_response())
+    Ok(axum::Json(crate::answers::WechatOrder { jsapi: params, amount_fen: school.fee_cents }).into_response())
 }
 
 /// Applies what WeChat Pay says of an order (from a notification or a query). Returns whether it became paid now.
@@ -522,7 +521,7 @@ fn notify_answer(status: StatusCode, message: &str) -> Response {
     if status.is_success() {
         return StatusCode::NO_CONTENT.into_response();
     }
-    (status, axum::Json(json!({ "code": "FAIL", "message": message }))).into_response()
+    (status, axum::Json(crate::answers::NotifyRefused { code: "FAIL", message: message.to_string() })).into_response()
 }
 
 /// `POST /wechat/pay/notify`: WeChat Pay's notification. Verified (signature over the raw body, timestamp window)
@@ -628,7 +627,8 @@ pub async fn sync_student(state: &AppState, student: StudentId) -> bool {
     paid
 }
 
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Reconciled {
     pub asked: usize,
     pub paid: usize,
@@ -675,7 +675,7 @@ pub async fn reconcile_school(
         .db
         .audit(&s.actor(), "payment.reconcile", Some(school), &format!("asked {} paid {}", r.asked, r.paid))
         .await?;
-    Ok(done(&format!("/admin/schools/{school}"), json!({ "ok": true, "reconciled": r })))
+    Ok(done(&format!("/admin/schools/{school}"), crate::answers::Reconciled { ok: true, reconciled: r }))
 }
 
 /// `POST /admin/schools/{school}/payments/{payment}/refund`: the whole fee back to the payer. The student's fee
@@ -713,7 +713,7 @@ pub async fn refund(
     if r.status == "SUCCESS" {
         state.db.finish_refund(&refund_no).await?;
     }
-    Ok(done(&format!("/admin/schools/{school}"), json!({ "ok": true, "refund_no": refund_no, "status": r.status })))
+    Ok(done(&format!("/admin/schools/{school}"), crate::answers::Refunded { ok: true, refund_no, status: r.status }))
 }
 
 /// `POST /admin/schools/{school}/outbox/{id}/resend`: a dead letter goes out again.
@@ -727,7 +727,7 @@ pub async fn resend(
     state.db.outbox_resend(gradphoto_store::OutboxId(id), school).await?;
     state.db.audit(&s.actor(), "outbox.resend", Some(school), &format!("outbox:{id}")).await?;
     state.outbox_wake.notify_one();
-    Ok(done(&format!("/admin/schools/{school}"), json!({ "ok": true })))
+    Ok(done(&format!("/admin/schools/{school}"), crate::answers::DONE))
 }
 
 /// Whether this student page should go through WeChat's authorisation first (WeChat, configured, and no openid

@@ -16,7 +16,24 @@ use gradphoto_wechat::pay::JsapiParams;
 use gradphoto_wechat_fake::{Api, FakeWechat, PayBehaviour};
 use serde_json::Value;
 
-fn location(r: &reqwest::Response) -> String {
+/// Answers through the checking client and raw ones (WeChat's side of the redirects) alike.
+trait Headers {
+    fn headers(&self) -> &reqwest::header::HeaderMap;
+}
+
+impl Headers for reqwest::Response {
+    fn headers(&self) -> &reqwest::header::HeaderMap {
+        self.headers()
+    }
+}
+
+impl Headers for Answer {
+    fn headers(&self) -> &reqwest::header::HeaderMap {
+        self.headers()
+    }
+}
+
+fn location(r: &impl Headers) -> String {
     r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
 }
 

@@ -82,6 +82,7 @@ pub struct Prepay {
 
 /// What the page passes to `WeixinJSBridge.invoke('getBrandWCPayRequest', …)`, field names as WeChat wants them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct JsapiParams {
     pub app_id: String,

@@ -83,7 +83,59 @@ impl std::fmt::Display for Rule {
     }
 }
 
-/// The rule ids as a string enum, each with its title (the ids of STANDARD.md).
+impl Rule {
+    /// Where the rule comes from in STANDARD.md: the clauses of the standard (S) for the registered file, and of
+    /// the notice (N) and the guide (G) for the uploaded original.
+    pub const fn clause(self) -> &'static str {
+        match self {
+            Rule::FormatJpeg => "S: 四.1, 四.3; 一.4 | upload: N(6), G",
+            Rule::FormatFileSize => "S: 四.1, 四.3; 一.4 | upload: N(6), G",
+            Rule::FormatDimensions => "S: 四.1, 四.3; 一.4 | upload: G",
+            Rule::FormatDensity => "S: 四.1, 四.3; 一.4 | upload: G",
+            Rule::FormatColorDepth => "S: 四.1, 四.3; 一.4",
+            Rule::FormatQuality => "S: 四.1, 四.3; 一.4",
+            Rule::FormatEmbeddedId => "S: 四.1, 四.3; 一.4",
+            Rule::ContentNoAdditions => "S: 四.1, 四.3; 一.4",
+            Rule::ProvenanceCamera => "upload: N(5), G 注意事项二",
+            Rule::ProvenanceSoftware => "upload: N(5), N(6)",
+            Rule::ProvenanceRecency => "S: 一.2; N(5)",
+            Rule::BackgroundColor => "S: 二.1 | upload: N(6), G",
+            Rule::BackgroundUniform => "S: 二.1",
+            Rule::BackgroundClean => "S: 二.1",
+            Rule::ClothingContrast => "S: 二.2–二.5, 一.1–一.2; N(7) | upload: G",
+            Rule::FaceCount => "S: 四.2, 二.2",
+            Rule::GeometryCentered => "S: 四.2, 二.2",
+            Rule::GeometryHairTop => "S: 四.2, 二.2",
+            Rule::GeometryEyeLine => "S: 四.2, 二.2",
+            Rule::GeometryFaceWidth => "S: 四.2, 二.2",
+            Rule::GeometryRoll => "S: 四.2, 二.2",
+            Rule::GeometryYaw => "S: 四.2, 二.2",
+            Rule::GeometryPitch => "S: 四.2, 二.2",
+            Rule::GeometryMargins => "S: 四.2, 二.2",
+            Rule::GeometryCroppable => "S: 四.2, 二.2, asked of the original",
+            Rule::ExpressionEyesOpen => "S: 二.2–二.5, 一.1–一.2; N(7)",
+            Rule::ExpressionMouthClosed => "S: 二.2–二.5, 一.1–一.2; N(7)",
+            Rule::ExpressionNeutral => "S: 二.2–二.5, 一.1–一.2; N(7)",
+            Rule::OcclusionEyebrows => "S: 二.2–二.5, 一.1–一.2; N(7)",
+            Rule::OcclusionEyes => "S: 二.2–二.5, 一.1–一.2; N(7)",
+            Rule::OcclusionEars => "S: 二.2–二.5, 一.1–一.2; N(7)",
+            Rule::AccessoryGlasses => "S: 二.2–二.5, 一.1–一.2; N(7)",
+            Rule::AccessoryHeadwear => "S: 二.2–二.5, 一.1–一.2; N(7)",
+            Rule::AccessoryJewelry => "S: 二.2–二.5, 一.1–一.2; N(7)",
+            Rule::LightingExposure => "S: 三, 一.3; G 注意事项二; N(7)",
+            Rule::LightingHighlights => "S: 三, 一.3; G 注意事项二; N(7)",
+            Rule::LightingBalance => "S: 三, 一.3; G 注意事项二; N(7)",
+            Rule::LightingColorCast => "S: 三, 一.3; G 注意事项二; N(7)",
+            Rule::LightingRedEye => "S: 三, 一.3; G 注意事项二; N(7)",
+            Rule::QualitySharpness => "S: 三, 一.3; G 注意事项二; N(7)",
+            Rule::AuthenticityNoMirror => "S: 一.2; N(5)",
+            Rule::AuthenticityNoRetouch => "S: 一.2; N(5)",
+            Rule::AuthenticityNotRephotographed => "S: 一.2; N(5)",
+        }
+    }
+}
+
+/// The rule ids as a string enum, each with its title and clause (the ids of STANDARD.md).
 #[cfg(feature = "schema")]
 impl schemars::JsonSchema for Rule {
     fn schema_name() -> std::borrow::Cow<'static, str> {
@@ -92,12 +144,14 @@ impl schemars::JsonSchema for Rule {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let ids: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
-        let titles: Vec<String> = Rule::ALL.iter().map(|r| format!("{} / {}", r.title().0, r.title().1)).collect();
+        let titles: Vec<String> =
+            Rule::ALL.iter().map(|r| format!("{} / {} ({})", r.title().0, r.title().1, r.clause())).collect();
         schemars::json_schema!({
             "type": "string",
             "description": "A clause of the standard (STANDARD.md): the id shared by reports, reviewers' reasons and exports.",
             "enum": ids,
             "x-enum-descriptions": titles,
+            "x-enum-clauses": Rule::ALL.iter().map(|r| r.clause()).collect::<Vec<_>>(),
         })
     }
 }
@@ -105,6 +159,13 @@ impl schemars::JsonSchema for Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_rule_names_its_clause() {
+        for &rule in Rule::ALL {
+            assert!(rule.clause().starts_with("S: ") || rule.clause().starts_with("upload: "), "{rule}");
+        }
+    }
 
     #[test]
     fn ids_round_trip_and_match_the_standard() {

@@ -169,12 +169,14 @@ impl Client {
         (status, body)
     }
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.base)).header("accept", "application/json").send().await.unwrap()
+    pub async fn get(&self, path: &str) -> Answer {
+        let r = self.http.get(format!("{}{path}", self.base)).header("accept", "application/json").send().await;
+        Answer::checked("GET", path, r.unwrap()).await
     }
 
-    pub async fn get_page(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.base)).header("accept", "text/html").send().await.unwrap()
+    pub async fn get_page(&self, path: &str) -> Answer {
+        let r = self.http.get(format!("{}{path}", self.base)).header("accept", "text/html").send().await;
+        Answer::checked("GET", path, r.unwrap()).await
     }
 
     pub async fn json(&self, path: &str) -> serde_json::Value {
@@ -183,36 +185,30 @@ impl Client {
         r.json().await.unwrap()
     }
 
-    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let r = self
+            .http
             .post(format!("{}{path}", self.base))
             .header("accept", "application/json")
             .header("x-csrf-token", &self.csrf)
             .form(form)
             .send()
-            .await
-            .unwrap()
+            .await;
+        Answer::checked("POST", path, r.unwrap()).await
     }
 
     /// Uploads a file. A photo upload waits for its full check (`Prefer: wait`), as most tests want the report;
     /// `upload_queued` does not.
-    pub async fn upload(&self, path: &str, field: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+    pub async fn upload(&self, path: &str, field: &str, name: &str, bytes: Vec<u8>) -> Answer {
         self.upload_with(path, field, name, bytes, Some("wait=60")).await
     }
 
     /// Uploads a photo and takes the immediate answer: the file rules and the place in the check queue.
-    pub async fn upload_queued(&self, path: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+    pub async fn upload_queued(&self, path: &str, name: &str, bytes: Vec<u8>) -> Answer {
         self.upload_with(path, "photo", name, bytes, None).await
     }
 
-    async fn upload_with(
-        &self,
-        path: &str,
-        field: &str,
-        name: &str,
-        bytes: Vec<u8>,
-        prefer: Option<&str>,
-    ) -> reqwest::Response {
+    async fn upload_with(&self, path: &str, field: &str, name: &str, bytes: Vec<u8>, prefer: Option<&str>) -> Answer {
         let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_string());
         let form = reqwest::multipart::Form::new().part(field.to_string(), part);
         let mut req = self
@@ -223,8 +219,113 @@ impl Client {
         if let Some(p) = prefer {
             req = req.header("prefer", p);
         }
-        req.multipart(form).send().await.unwrap()
+        Answer::checked("POST", path, req.multipart(form).send().await.unwrap()).await
     }
+}
+
+/// An answer read whole and checked against the published description before the test sees it: the route, its
+/// status and its content type must be documented, and a JSON body must validate against the route's schema (which
+/// forbids undocumented fields). Every request a test makes through [`Client`] is checked so.
+pub struct Answer {
+    status: reqwest::StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: bytes::Bytes,
+}
+
+impl Answer {
+    async fn checked(method: &str, path: &str, r: reqwest::Response) -> Answer {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let body = r.bytes().await.unwrap();
+        let answer = Answer { status, headers, body };
+        let problems = answer.violations(method, path);
+        assert!(
+            problems.is_empty(),
+            "{method} {path} answered outside /api/openapi.json:\n{}\n{}",
+            problems.join("\n"),
+            String::from_utf8_lossy(&answer.body[..answer.body.len().min(2000)])
+        );
+        answer
+    }
+
+    fn violations(&self, method: &str, path: &str) -> Vec<String> {
+        let media = self.headers.get("content-type").and_then(|v| v.to_str().ok());
+        violations(method, path, self.status.as_u16(), media, &self.body)
+    }
+
+    pub fn status(&self) -> reqwest::StatusCode {
+        self.status
+    }
+
+    pub fn headers(&self) -> &reqwest::header::HeaderMap {
+        &self.headers
+    }
+
+    pub async fn json<T: serde::de::DeserializeOwned>(self) -> serde_json::Result<T> {
+        serde_json::from_slice(&self.body)
+    }
+
+    pub async fn text(self) -> Result<String, std::string::FromUtf8Error> {
+        String::from_utf8(self.body.to_vec())
+    }
+
+    pub async fn bytes(self) -> Result<bytes::Bytes, std::convert::Infallible> {
+        Ok(self.body)
+    }
+}
+
+/// What is wrong with an answer by the published description: the path must be served by a documented route, the
+/// status and content type documented for it, and a JSON body must validate against the route's schema (which
+/// forbids undocumented fields). Empty when it conforms.
+pub fn violations(method: &str, path: &str, status: u16, content_type: Option<&str>, body: &[u8]) -> Vec<String> {
+    let path = path.split('?').next().unwrap_or(path);
+    if path.starts_with("/static/") {
+        return Vec::new();
+    }
+    let Some(route) = route_of(method, path) else {
+        return vec![format!("{method} {path} is no documented route")];
+    };
+    let documented = &description()["paths"][route][method.to_ascii_lowercase()]["responses"][status.to_string()];
+    if !documented.is_object() {
+        return vec![format!("{method} {route}: status {status} is not documented")];
+    }
+    let Some(media) = content_type.map(|v| v.split(';').next().unwrap_or(v).trim()).filter(|_| !body.is_empty()) else {
+        return Vec::new();
+    };
+    let Some(spec) = documented["content"].get(media) else {
+        return vec![format!("{method} {route} {status}: content type {media} is not documented")];
+    };
+    if media != "application/json" {
+        return Vec::new();
+    }
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return vec![format!("{method} {route} {status}: the body is not JSON")];
+    };
+    validate(&spec["schema"], &body).into_iter().map(|e| format!("{method} {route} {status}: {e}")).collect()
+}
+
+/// The description the service publishes (`/api/openapi.json` serves exactly this; tests/api.rs checks that).
+fn description() -> &'static serde_json::Value {
+    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
+    DOC.get_or_init(gradphoto_web::routes::openapi)
+}
+
+/// The route template a concrete path is served by.
+fn route_of(method: &str, path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.split('/').collect();
+    gradphoto_web::routes::ROUTES.iter().filter(|r| r.method == method).map(|r| r.path).find(|t| {
+        let ts: Vec<&str> = t.split('/').collect();
+        ts.len() == segments.len()
+            && ts.iter().zip(&segments).all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
+    })
+}
+
+/// Errors of `body` against `schema`, a schema of the description (its `$ref`s point into `components`).
+fn validate(schema: &serde_json::Value, body: &serde_json::Value) -> Vec<String> {
+    let doc = description();
+    let root = serde_json::json!({ "allOf": [schema], "components": doc["components"] });
+    let validator = jsonschema::draft202012::new(&root).expect("the published schema is valid JSON Schema 2020-12");
+    validator.iter_errors(body).map(|e| format!("{e} at {}", e.instance_path())).collect()
 }
 
 /// Waits (up to 20 s) until the service's own outbox worker has delivered a notification `want` accepts, and returns
@@ -295,29 +396,4 @@ pub fn roster_csv(first: u32, n: u32) -> String {
         s.push_str(&format!("S{i:05},学生{i},居民身份证,{},计算机学院,本科\n", id_number(i)));
     }
     s
-}
-
-/// What is wrong with an answer by the published description (`/api/openapi.json`): the route template, method and
-/// status must be documented with a JSON answer, and `body` must validate against its schema — an undocumented
-/// field is a violation (the answer schemas forbid unknown fields). Empty when it conforms.
-pub async fn violations(c: &Client, method: &str, route: &str, status: u16, body: &serde_json::Value) -> Vec<String> {
-    let doc = c.json("/api/openapi.json").await;
-    let op = &doc["paths"][route][method.to_ascii_lowercase()];
-    if !op.is_object() {
-        return vec![format!("{method} {route} is not documented")];
-    }
-    let schema = &op["responses"][status.to_string()]["content"]["application/json"]["schema"];
-    if !schema.is_object() {
-        return vec![format!("{method} {route} documents no JSON answer with status {status}")];
-    }
-    // The operation's schema refers into `components`: validate within the whole description.
-    let root = serde_json::json!({ "allOf": [schema], "components": doc["components"] });
-    let validator = jsonschema::draft202012::new(&root).expect("the published schema is valid JSON Schema 2020-12");
-    validator.iter_errors(body).map(|e| format!("{method} {route} {status}: {e} at {}", e.instance_path())).collect()
-}
-
-/// Fails unless the answer conforms to the published description (see [`violations`]).
-pub async fn conforms(c: &Client, method: &str, route: &str, status: u16, body: &serde_json::Value) {
-    let v = violations(c, method, route, status, body).await;
-    assert!(v.is_empty(), "the answer does not conform to /api/openapi.json:\n{}\n{body:#}", v.join("\n"));
 }
