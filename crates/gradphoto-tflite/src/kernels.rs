@@ -1,6 +1,7 @@
 //! NHWC f32 kernels. Shapes and geometry are validated when the model is prepared, so slice
 //! lengths here always match; loops use `chunks_exact`/`zip` so the compiler can vectorise them.
 
+use crate::direct::Direct;
 use crate::gemm::Packed;
 use crate::schema::{Activation, Padding};
 
@@ -168,9 +169,17 @@ pub(crate) struct Conv {
     pub weights: Packed,
     pub bias: Vec<f32>,
     pub posts: Vec<Post>,
+    /// The direct kernel, for layers with few input channels (see `direct`).
+    direct: Option<Direct>,
 }
 
 impl Conv {
+    /// `w_kn` in [K][Cout] order.
+    pub(crate) fn new(g: Geom, w_kn: &[f32], bias: Vec<f32>, posts: Vec<Post>) -> Conv {
+        let k = g.k_h * g.k_w * g.in_c;
+        let direct = Direct::new(&g, w_kn, &bias);
+        Conv { g, weights: Packed::new(w_kn, k, g.out_c), bias, posts, direct }
+    }
     fn k(&self) -> usize {
         self.g.k_h * self.g.k_w * self.g.in_c
     }
@@ -179,7 +188,7 @@ impl Conv {
         g.k_h == 1 && g.k_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_top == 0 && g.pad_left == 0
     }
     pub(crate) fn scratch_len(&self) -> usize {
-        if self.pointwise() { 0 } else { tile_rows(self.k(), self.g.out_c) * self.k() }
+        if self.pointwise() || self.direct.is_some() { 0 } else { tile_rows(self.k(), self.g.out_c) * self.k() }
     }
 
     pub(crate) fn run(&self, input: &[f32], out: &mut [f32], scratch: &mut [f32], extras: &[&[f32]]) {
@@ -190,6 +199,10 @@ impl Conv {
         for batch in 0..g.batch {
             let inp = &input[batch * g.in_h * g.in_w * g.in_c..][..g.in_h * g.in_w * g.in_c];
             let outb = &mut out[batch * pixels * n..][..pixels * n];
+            if let Some(d) = &self.direct {
+                d.run(g, inp, outb, &self.posts, extras, batch * pixels * n);
+                continue;
+            }
             let mut p0 = 0;
             while p0 < pixels {
                 let m = tile.min(pixels - p0);

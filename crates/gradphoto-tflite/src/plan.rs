@@ -418,13 +418,13 @@ impl Builder<'_> {
                 let g = self.window_geom(x, out, [kh, kw], co, opts.window)?;
                 let wts = self.const_f32(w)?;
                 let k = kh * kw * ci;
-                Kernel::Conv(Conv {
+                // TFLite stores [Cout][K]; the kernels want [K][Cout].
+                Kernel::Conv(Conv::new(
                     g,
-                    // TFLite stores [Cout][K]; the GEMM wants [K][Cout].
-                    weights: Packed::new(&transpose(&wts, co, k), k, co),
-                    bias: self.bias(bias, co)?,
-                    posts: vec![Post::Act(opts.activation)],
-                })
+                    &transpose(&wts, co, k),
+                    self.bias(bias, co)?,
+                    vec![Post::Act(opts.activation)],
+                ))
             }
             op::DEPTHWISE_CONV_2D => {
                 let opts = schema::depthwise_options(o)?;
