@@ -2,7 +2,8 @@
 //! Targets (median): detector <= 3 ms, FaceMesh <= 6 ms, selfie segmentation <= 9 ms.
 //!
 //! Run: `cargo bench -p gradphoto-tflite --bench models` (the models are fetched with pip into target/ on first
-//! use; `RUNS=n` changes the number of timed runs; `PROFILE=1` also prints where each model's time goes).
+//! use; `RUNS=n` changes the number of timed runs; `PROFILE=1` also prints where each model's time goes,
+//! `PROFILE=n` the n slowest steps).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -88,7 +89,9 @@ fn profile(model: &Model, input: &[f32]) {
         println!("  {kind:12} {n:3} steps {t:7.3} ms");
     }
     steps.sort_by(|a, b| b.1.total_cmp(&a.1));
-    for (name, t) in steps.iter().take(10) {
+    // PROFILE=n prints the n slowest steps (default 10).
+    let shown = std::env::var("PROFILE").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    for (name, t) in steps.iter().take(shown) {
         println!("    {t:7.3} ms  {name}");
     }
 }

@@ -407,6 +407,17 @@ impl pulp::WithSimd for DepthwiseRow<'_> {
             }
         };
         let full = (0, g.k_w);
+        if g.dil_h == 1 && g.dil_w == 1 && g.k_h == g.k_w && ky1 - ky0 == g.k_h && g.k_h <= MAX_DW_ROWS {
+            // Rows with every kernel row inside the input: the kernels written for these models' shapes.
+            let mut rows: [&[f32]; MAX_DW_ROWS] = [&[]; MAX_DW_ROWS];
+            for (ky, r) in rows.iter_mut().enumerate().take(g.k_h) {
+                *r = &inp[(iy0 + ky) * g.in_w * c..][..g.in_w * c];
+            }
+            let rows = &rows[..g.k_h];
+            if crate::depthwise::row(simd, g.k_w, g.stride_w, rows, &dw.weights, &dw.bias, xs, c, orow) {
+                return;
+            }
+        }
         if c % lanes == 0 && ky1 - ky0 <= MAX_DW_ROWS {
             // Whole vectors only: every pixel's channels are `cv` vectors, indexed without slicing. The general
             // path below does the same sum; this one makes each model 6–10% faster (alternated runs).
@@ -880,12 +891,29 @@ mod tests {
     use super::*;
     use pulp::WithSimd;
 
-    /// The vector depthwise path, with the CPU's instructions and with the scalar fallback, against the
-    /// definition: odd channel counts (a partial vector), strides 1 and 2, padding on every side, dilation.
+    /// The vector depthwise paths (`depthwise::row` and the general one), with the CPU's instructions and with
+    /// the scalar fallback, against the definition: odd channel counts (a partial or overlapping last vector,
+    /// fewer channels than a vector), strides 1 and 2, padding on every side, rows narrower than a pixel block,
+    /// dilation.
     #[test]
     fn depthwise_matches_the_definition() {
-        for (c, stride, dil, k) in [(16, 1, 1, 3), (28, 2, 1, 3), (5, 1, 2, 3), (24, 2, 1, 5), (9, 1, 1, 1)] {
-            let (in_h, in_w) = (11, 13);
+        let cases = [
+            // (channels, stride, dilation, kernel, input width)
+            (16, 1, 1, 3, 13),
+            (28, 2, 1, 3, 13),
+            (5, 1, 2, 3, 13),
+            (24, 2, 1, 5, 13),
+            (9, 1, 1, 1, 13),
+            (36, 1, 1, 3, 17),
+            (42, 2, 1, 3, 6),
+            (42, 1, 1, 5, 19),
+            (13, 2, 1, 5, 14),
+            (8, 1, 1, 3, 3),
+            (7, 1, 1, 3, 12),
+            (16, 1, 1, 3, 2),
+        ];
+        for (c, stride, dil, k, in_w) in cases {
+            let in_h = 11;
             let (out_h, pad_top) = out_size_and_pad(Padding::Same, in_h, k, stride, dil).expect("size");
             let (out_w, pad_left) = out_size_and_pad(Padding::Same, in_w, k, stride, dil).expect("size");
             let g = Geom {

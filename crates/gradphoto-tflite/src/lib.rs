@@ -19,6 +19,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod depthwise;
 mod direct;
 mod fb;
 mod gemm;
