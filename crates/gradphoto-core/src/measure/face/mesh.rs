@@ -66,6 +66,16 @@ impl Roi {
         (side.is_finite() && side > 1.0).then_some(Roi { center: [cu * c - cv * s, cu * s + cv * c], side, angle })
     }
 
+    /// How far `other` is from this crop: the largest of the centre shift and the side change as fractions of
+    /// this side, and the turn between them in radians.
+    pub fn drift(&self, other: &Roi) -> f32 {
+        let shift = (self.center[0] - other.center[0]).hypot(self.center[1] - other.center[1]) / self.side;
+        let size = (other.side / self.side - 1.0).abs();
+        let d = self.angle - other.angle;
+        let turn = d.sin().atan2(d.cos()).abs();
+        shift.max(size).max(turn)
+    }
+
     /// Image position of crop coordinates (0 … `size`).
     pub fn to_image(&self, size: usize, u: f32, v: f32) -> [f32; 2] {
         let dx = (u / size as f32 - 0.5) * self.side;

@@ -1,6 +1,8 @@
 //! Running the three models on an analysed image. The model bytes are handed in (verified by the caller);
 //! loading parses and prepares them once, and a loaded set is shared across threads.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use gradphoto_tflite::Model;
 
 use super::detect::{self, Detection};
@@ -24,7 +26,21 @@ pub struct FaceModels {
     detector: Model,
     landmarker: Model,
     segmenter: Model,
+    /// The drift (see [`Roi::drift`]) above which the mesh is run a second time; see [`REFINE_ABOVE`].
+    refine_above: f32,
+    /// Meshes run once and twice, for the calibration of `refine_above` (`examples/mesh_passes`).
+    passes: [AtomicUsize; 2],
 }
+
+/// The second FaceMesh pass may be skipped where the crop the first pass's landmarks ask for drifts from the
+/// detector's by no more than this (the largest of: centre shift and side change as fractions of the side, turn
+/// in radians): there the second pass sees nearly the same pixels. Measured on the labelled set (`cargo run -p
+/// gradphoto-eval --example mesh_passes`, table in docs/development.md), it does not pay: below a drift of 0.02 no
+/// mesh qualifies, and at 0.02, where 5 of 322 meshes skip it, the eye line already moves by up to 2.6 px and the
+/// face width by 4.8 px against two passes (the accuracy bars allow 2 px of shift error); at 0.06, verdicts
+/// change. The mesh is that sensitive to its crop, and the landmarks' own crop is what keeps the measures steady
+/// as the framing moves. So two passes always (0), and the knob stays for the next models.
+pub const REFINE_ABOVE: f32 = 0.0;
 
 impl std::fmt::Debug for FaceModels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,7 +61,20 @@ impl FaceModels {
             detector: load("face detector", detector)?,
             landmarker: load("face landmark", landmarker)?,
             segmenter: load("person segmentation", segmenter)?,
+            refine_above: REFINE_ABOVE,
+            passes: Default::default(),
         })
+    }
+
+    /// The same models with another drift threshold for the second mesh pass (0: always two passes).
+    pub fn with_refine_above(mut self, drift: f32) -> FaceModels {
+        self.refine_above = drift;
+        self
+    }
+
+    /// How many meshes were run with one pass and with two since loading.
+    pub fn mesh_passes(&self) -> [usize; 2] {
+        [self.passes[0].load(Ordering::Relaxed), self.passes[1].load(Ordering::Relaxed)]
     }
 
     /// Faces in the image, best first, with score at least `min_score`.
@@ -63,10 +92,17 @@ impl FaceModels {
     /// from the first pass's landmarks, as MediaPipe does between video frames: the detector's box jitters with
     /// the framing, the landmarks' box much less.
     pub fn landmarks(&self, pyr: &Pyramid, face: &Detection) -> Result<(Vec<[f32; 3]>, f32), ModelError> {
-        let (first, score) = self.mesh_pass(pyr, &Roi::from_detection(face))?;
+        let from_detection = Roi::from_detection(face);
+        let (first, score) = self.mesh_pass(pyr, &from_detection)?;
         match Roi::from_landmarks(&first) {
-            Some(roi) => self.mesh_pass(pyr, &roi),
-            None => Ok((first, score)),
+            Some(roi) if roi.drift(&from_detection) > self.refine_above => {
+                self.passes[1].fetch_add(1, Ordering::Relaxed);
+                self.mesh_pass(pyr, &roi)
+            }
+            _ => {
+                self.passes[0].fetch_add(1, Ordering::Relaxed);
+                Ok((first, score))
+            }
         }
     }
 
