@@ -22,7 +22,7 @@ use gradphoto_store::blob::sha256_hex;
 use gradphoto_store::{BlobStore, Db, LocalStore};
 use reqwest::cookie::{CookieStore, Jar};
 use serde_json::Value;
-use support::{Photos, id_number, photos, roster_csv, student_no};
+use support::{Answer, Photos, answer, id_number, photos, roster_csv, student_no};
 
 const STUDENTS: usize = 30;
 /// Students outside the load, one per round: the API step after a restart uses round r's when every student of
@@ -117,9 +117,6 @@ impl Drop for Server {
 // A client as a browser: cookies, the CSRF token, its own address
 // ---------------------------------------------------------------------------------------------------------------
 
-/// Status and JSON body (Null when not JSON), or the transport error when the connection fails at any point.
-type Answer = Result<(u16, Value), reqwest::Error>;
-
 #[derive(Clone)]
 struct Client {
     http: reqwest::Client,
@@ -165,14 +162,14 @@ impl Client {
         assert_eq!(r.status(), 200, "sign-in page {page}");
         let pre = self.cookie("gp_pre").expect("the sign-in page sets gp_pre");
         let form = [("username", user), ("password", password), ("csrf", pre.as_str())];
-        let sent = self.http.post(self.url(page)).header("accept", "application/json").form(&form).send();
+        let sent = self.http.post(self.url(page)).header("accept", "application/json").form(&form);
         let (status, body) = answer(sent).await.unwrap();
         assert_eq!(status, 200, "sign in {user}: {body}");
         self.csrf = body["csrf"].as_str().unwrap().to_string();
     }
 
     async fn get(&self, path: &str) -> Answer {
-        answer(self.http.get(self.url(path)).header("accept", "application/json").send()).await
+        answer(self.http.get(self.url(path)).header("accept", "application/json")).await
     }
 
     async fn bytes(&self, path: &str) -> reqwest::Result<(u16, Vec<u8>)> {
@@ -182,7 +179,7 @@ impl Client {
 
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> Answer {
         let r = self.http.post(self.url(path)).header("accept", "application/json").header("x-csrf-token", &self.csrf);
-        answer(r.form(form).send()).await
+        answer(r.form(form)).await
     }
 
     async fn upload(&self, path: &str, field: &str, bytes: Vec<u8>) -> Answer {
@@ -190,15 +187,8 @@ impl Client {
         let form = reqwest::multipart::Form::new().part(field.to_string(), part);
         // The full report, as the test checks it: wait for the check queue.
         let r = self.http.post(self.url(path)).header("accept", "application/json").header("x-csrf-token", &self.csrf);
-        answer(r.header("prefer", "wait=60").multipart(form).send()).await
+        answer(r.header("prefer", "wait=60").multipart(form)).await
     }
-}
-
-async fn answer(sent: impl Future<Output = reqwest::Result<reqwest::Response>>) -> Answer {
-    let r = sent.await?;
-    let status = r.status().as_u16();
-    let body = r.bytes().await?;
-    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ use gradphoto_store::blob::sha256_hex;
 use gradphoto_store::{BlobKey, BlobStore, Db, S3Config, S3Store};
 use reqwest::cookie::{CookieStore, Jar};
 use serde_json::Value;
-use support::{Photos, id_number, photos, roster_csv, student_no};
+use support::{Photos, answer, id_number, photos, roster_csv, student_no};
 
 const STUDENTS: usize = 24;
 const SCHOOL: &str = "nodes";
@@ -196,23 +196,15 @@ struct Cluster {
     unexpected: Mutex<Vec<String>>,
 }
 
-type Answer = Result<(u16, Value), reqwest::Error>;
 /// Status and JSON body, or None when the request failed in a way no request should.
 type Reply = Option<(u16, Value)>;
-
-async fn answer(sent: impl Future<Output = reqwest::Result<reqwest::Response>>) -> Answer {
-    let r = sent.await?;
-    let status = r.status().as_u16();
-    let body = r.bytes().await?;
-    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
-}
 
 impl Cluster {
     /// Sends to the next node in turn; a request the killed node fails goes to the next node.
     async fn send(&self, kind: usize, make: impl Fn(&str) -> reqwest::RequestBuilder) -> Reply {
         let mut node = self.next.fetch_add(1, SeqCst) % self.bases.len();
         loop {
-            let r = answer(make(&self.bases[node]).send()).await;
+            let r = answer(make(&self.bases[node])).await;
             let mut t = self.tally.lock().unwrap();
             match r {
                 Err(_) if node == KILLED && self.down.load(SeqCst) => {

@@ -1,5 +1,9 @@
-//! What the kill tests share: the students' numbers, the roster, and the photos they upload.
+//! What the kill tests share: the students' numbers, the roster, the photos they upload, and how an answer is
+//! read and checked against the published API description.
 #![allow(dead_code)] // each test binary uses its own part
+
+#[path = "../../../gradphoto-web/tests/common/conformance.rs"]
+pub mod conformance;
 
 use gradphoto_testkit::exif::ExifSpec;
 use gradphoto_testkit::{JpegSpec, encode};
@@ -42,4 +46,22 @@ pub fn photos() -> Photos {
     assert!(originals.len() >= 2, "approvable portraits in the shared test data");
     let grey = image::RgbImage::from_pixel(480, 640, image::Rgb([180, 190, 200]));
     Photos { originals, junk: encode(&grey, &JpegSpec::default()) }
+}
+
+/// Status and JSON body (Null when not JSON), or the transport error when the connection fails at any point.
+pub type Answer = Result<(u16, serde_json::Value), reqwest::Error>;
+
+/// Sends the request and reads the whole answer; an answer that arrives is checked against `/api/openapi.json`
+/// (route, status, content type, and a JSON body against its schema) and the test fails on any violation.
+pub async fn answer(request: reqwest::RequestBuilder) -> Answer {
+    let (client, request) = request.build_split();
+    let request = request?;
+    let (method, path) = (request.method().to_string(), request.url().path().to_string());
+    let r = client.execute(request).await?;
+    let status = r.status().as_u16();
+    let media = r.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = r.bytes().await?;
+    let problems = conformance::violations(&method, &path, status, media.as_deref(), &body);
+    assert!(problems.is_empty(), "{method} {path} answered outside /api/openapi.json: {problems:?}");
+    Ok((status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)))
 }
