@@ -8,6 +8,7 @@ pub mod backup;
 pub mod checks;
 pub mod config;
 pub mod error;
+pub mod forms;
 pub mod fresh;
 pub mod linger;
 pub mod pay;
