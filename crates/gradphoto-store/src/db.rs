@@ -529,6 +529,29 @@ pub struct CollegeProgress {
     pub submitted: i64,
 }
 
+/// A school's machine credential. The secret is never stored: the row holds its SHA-256 only, and this struct not
+/// even that, so that listing tokens cannot leak what finds them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiToken {
+    pub id: ApiTokenId,
+    pub school_id: SchoolId,
+    pub name: String,
+    /// Scope ids, comma-separated (the web layer's `Scope`).
+    pub scopes: String,
+    pub created_by: StaffId,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+/// Uses counted in the current window of a rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// This use included.
+    pub count: i64,
+    pub started_at: i64,
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Row mapping
 // ---------------------------------------------------------------------------------------------------------------
@@ -599,6 +622,21 @@ fn photo_row(r: &AnyRow) -> Result<Photo> {
         checked_at: r.try_get("checked_at")?,
         check_claims: r.try_get("check_claims")?,
         check_lease_until: r.try_get("check_lease_until")?,
+    })
+}
+
+const API_TOKEN_COLUMNS: &str = "id, school_id, name, scopes, created_by, created_at, revoked_at, last_used_at";
+
+fn api_token_row(r: &AnyRow) -> Result<ApiToken> {
+    Ok(ApiToken {
+        id: ApiTokenId(r.try_get("id")?),
+        school_id: SchoolId(r.try_get("school_id")?),
+        name: r.try_get("name")?,
+        scopes: r.try_get("scopes")?,
+        created_by: StaffId(r.try_get("created_by")?),
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+        last_used_at: r.try_get("last_used_at")?,
     })
 }
 
@@ -1242,6 +1280,81 @@ impl Db {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// API tokens
+// ---------------------------------------------------------------------------------------------------------------
+
+impl Db {
+    /// Stores a new token of `school` under the hash of its secret.
+    pub async fn create_api_token(
+        &self,
+        school: SchoolId,
+        name: &str,
+        scopes: &str,
+        token_hash: &[u8],
+        created_by: StaffId,
+    ) -> Result<ApiTokenId> {
+        let row = sqlx::query(
+            "INSERT INTO api_tokens (school_id, name, scopes, token_hash, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(school.0)
+        .bind(name)
+        .bind(scopes)
+        .bind(token_hash.to_vec())
+        .bind(created_by.0)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { DbError::Conflict } else { e.into() })?;
+        Ok(ApiTokenId(row.try_get("id")?))
+    }
+
+    /// The token whose secret hashes to `token_hash`, revoked or not.
+    pub async fn api_token_by_hash(&self, token_hash: &[u8]) -> Result<Option<ApiToken>> {
+        let r = sqlx::query(AssertSqlSafe(format!("SELECT {API_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1")))
+            .bind(token_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(api_token_row).transpose()
+    }
+
+    /// A school's tokens, newest first, revoked ones included.
+    pub async fn api_tokens(&self, school: SchoolId) -> Result<Vec<ApiToken>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {API_TOKEN_COLUMNS} FROM api_tokens WHERE school_id = $1 ORDER BY id DESC"
+        )))
+        .bind(school.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(api_token_row).collect()
+    }
+
+    /// Revokes token `id` of `school` (NotFound if it is another school's); revoking again keeps the first time.
+    pub async fn revoke_api_token(&self, id: ApiTokenId, school: SchoolId) -> Result<ApiToken> {
+        let r = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND school_id = $3 \
+             RETURNING {API_TOKEN_COLUMNS}"
+        )))
+        .bind(now_ms())
+        .bind(id.0)
+        .bind(school.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        api_token_row(&r.ok_or(DbError::NotFound)?)
+    }
+
+    /// Notes a use of token `id` now.
+    pub async fn api_token_used(&self, id: ApiTokenId) -> Result<()> {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Photos and submissions
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -1799,19 +1912,24 @@ impl Db {
     /// Counts one attempt under `key` in a window of `window_ms` and returns the attempts in the current window:
     /// one statement, so concurrent attempts on any node each count.
     pub async fn count_attempt(&self, key: &[u8], window_ms: i64) -> Result<i64> {
+        Ok(self.count_use(key, window_ms).await?.count)
+    }
+
+    /// [`Db::count_attempt`] with the start of the current window, for telling a client when to come back.
+    pub async fn count_use(&self, key: &[u8], window_ms: i64) -> Result<Window> {
         let now = now_ms();
         let r = sqlx::query(
             "INSERT INTO rate_windows (key, window_start, count) VALUES ($1, $2, 1) ON CONFLICT (key) DO UPDATE SET \
              count = CASE WHEN rate_windows.window_start <= $3 THEN 1 ELSE rate_windows.count + 1 END, \
              window_start = CASE WHEN rate_windows.window_start <= $3 THEN $2 ELSE rate_windows.window_start END \
-             RETURNING count",
+             RETURNING count, window_start",
         )
         .bind(key.to_vec())
         .bind(now)
         .bind(now - window_ms)
         .fetch_one(&self.pool)
         .await?;
-        Ok(r.try_get("count")?)
+        Ok(Window { count: r.try_get("count")?, started_at: r.try_get("window_start")? })
     }
 
     /// Claims the periodic job `name` for `owner` until `lease_ms` from now, if no other node holds it: true when
@@ -2629,5 +2747,49 @@ impl Db {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn api_tokens_are_found_by_hash_listed_without_it_and_revoked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite:{}", dir.path().join("t.db").display())).await.unwrap();
+        let region = db.upsert_region("北京市", "北京市").await.unwrap();
+        let new = |code: &str| NewSchool {
+            region_id: region,
+            code: code.into(),
+            name: code.into(),
+            fee_cents: 0,
+            opens_at: None,
+            closes_at: None,
+            backgrounds: "light_blue".into(),
+        };
+        let (a, b) = (db.create_school(&new("a")).await.unwrap(), db.create_school(&new("b")).await.unwrap());
+        let admin = db.create_staff("admin", Role::SchoolAdmin, Some(a), "x").await.unwrap();
+        let id = db.create_api_token(a, "registrar", "roster,export", b"hash-1", admin).await.unwrap();
+        assert!(matches!(db.create_api_token(a, "again", "roster", b"hash-1", admin).await, Err(DbError::Conflict)));
+
+        let t = db.api_token_by_hash(b"hash-1").await.unwrap().unwrap();
+        assert_eq!((t.id, t.school_id, t.scopes.as_str(), t.created_by), (id, a, "roster,export", admin));
+        assert_eq!((t.revoked_at, t.last_used_at), (None, None));
+        assert!(db.api_token_by_hash(b"hash-2").await.unwrap().is_none());
+        db.api_token_used(id).await.unwrap();
+        assert!(db.api_tokens(a).await.unwrap()[0].last_used_at.is_some());
+        assert!(db.api_tokens(b).await.unwrap().is_empty());
+
+        assert!(matches!(db.revoke_api_token(id, b).await, Err(DbError::NotFound)), "another school's token");
+        let first = db.revoke_api_token(id, a).await.unwrap().revoked_at.unwrap();
+        let again = db.revoke_api_token(id, a).await.unwrap().revoked_at.unwrap();
+        assert_eq!(first, again, "revoking again keeps the first time");
+        assert_eq!(db.api_token_by_hash(b"hash-1").await.unwrap().unwrap().revoked_at, Some(first));
+
+        // The rate window counts uses and says when it started.
+        let w1 = db.count_use(b"k", 60_000).await.unwrap();
+        let w2 = db.count_use(b"k", 60_000).await.unwrap();
+        assert_eq!((w1.count, w2.count, w2.started_at), (1, 2, w1.started_at));
     }
 }

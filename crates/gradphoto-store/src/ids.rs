@@ -17,4 +17,4 @@ macro_rules! id {
     )*};
 }
 
-id!(RegionId, SchoolId, PhotoTypeId, StudentId, StaffId, PhotoId, SubmissionId, PaymentId, OutboxId);
+id!(RegionId, SchoolId, PhotoTypeId, StudentId, StaffId, PhotoId, SubmissionId, PaymentId, OutboxId, ApiTokenId);

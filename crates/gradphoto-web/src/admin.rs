@@ -135,23 +135,30 @@ pub async fn school_page(
 ) -> AppResult<Response> {
     let id = SchoolId(id);
     s.require_admin(id)?;
-    render_school(&state, &s, id, q.q.as_deref(), None, None).await
+    render_school(&state, &s, id, Shown { q: q.q, ..Default::default() }).await
 }
 
-async fn render_school(
-    state: &AppState,
-    s: &StaffSession,
-    id: SchoolId,
-    q: Option<&str>,
-    import: Option<RosterImport>,
-    message: Option<&str>,
-) -> AppResult<Response> {
+/// What the school page shows besides the school: a search, an import's result, a token just made (its secret, this
+/// once).
+#[derive(Default)]
+pub struct Shown {
+    pub q: Option<String>,
+    pub import: Option<RosterImport>,
+    pub new_token: Option<crate::answers::NewToken>,
+}
+
+pub async fn render_school(state: &AppState, s: &StaffSession, id: SchoolId, shown: Shown) -> AppResult<Response> {
+    let Shown { q, import, new_token } = shown;
+    let q = q.as_deref();
     let school = state.db.school(id).await?;
     let progress = state.db.progress(id).await?;
+    let tokens: Vec<crate::answers::TokenView> =
+        state.db.api_tokens(id).await?.iter().map(crate::tokens::view).collect();
     if wants_json() {
         let dead = state.db.dead_letters(id, 50).await?;
         let payments = state.db.payments_of_school(id, 50).await?;
-        return Ok(axum::Json(SchoolState { school, progress, import, dead_letters: dead, payments }).into_response());
+        let answer = SchoolState { school, progress, import, dead_letters: dead, payments, tokens };
+        return Ok(axum::Json(answer).into_response());
     }
     let total = progress.students.max(1);
     let statuses: Vec<serde_json::Value> = progress
@@ -201,9 +208,15 @@ async fn render_school(
     let closes = school.closes_at.map(|t| crate::views::datetime(Some(t - 1))[..10].to_string());
     let data = json!({ "types": types, "opens": opens, "closes": closes, "school": school, "progress": progress, "statuses": statuses, "rules": rules,
         "not_submitted_pct": pct(progress.not_submitted, total), "found": found, "q": q, "staff": staff,
-        "audit": audit, "import": import, "message": message, "dead": dead, "payments": payments,
+        "audit": audit, "import": import, "dead": dead, "payments": payments,
+        "tokens": tokens, "new_token": new_token, "scopes": scope_choices(),
         "wechat_pay": state.wechat.as_ref().is_some_and(|w| w.pay.is_some()) });
     Ok(state.views.render("school.html", merge(staff_ctx(s), data))?.into_response())
+}
+
+/// The scopes as the token form offers them.
+fn scope_choices() -> Vec<serde_json::Value> {
+    crate::tokens::Scope::ALL.iter().map(|s| json!({ "id": s.id(), "title": s.title() })).collect()
 }
 
 pub async fn import_roster(
@@ -265,7 +278,7 @@ pub async fn import_roster(
         errors,
         encoding: roster.encoding,
     };
-    render_school(&state, &s, id, None, Some(import), None).await
+    render_school(&state, &s, id, Shown { import: Some(import), ..Default::default() }).await
 }
 
 /// The settings form: every field optional, so an API client may send only what changes.

@@ -7,9 +7,11 @@ use gradphoto_core::{Message, Report};
 use gradphoto_store::db::{
     DeadLetter, Notification, Payment, Photo, PhotoType, Progress, QueueItem, Region, Role, School, Status, Submission,
 };
-use gradphoto_store::{PhotoTypeId, SchoolId, StaffId, SubmissionId};
+use gradphoto_store::{ApiTokenId, PhotoTypeId, SchoolId, StaffId, SubmissionId};
 use schemars::JsonSchema;
 use serde::Serialize;
+
+use crate::tokens::Scope;
 
 /// An action that changed something and has nothing more to tell.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -208,6 +210,47 @@ pub struct SchoolState {
     pub dead_letters: Vec<DeadLetter>,
     /// WeChat Pay orders (newest 50).
     pub payments: Vec<Payment>,
+    /// The school's API tokens (never their secrets).
+    pub tokens: Vec<TokenView>,
+}
+
+/// An API token as lists show it: never its secret (which is not kept) or its hash.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct TokenView {
+    pub id: ApiTokenId,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: i64,
+    /// The admin who made it.
+    pub created_by: StaffId,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A token just made, with its secret: the only answer that holds it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct NewToken {
+    pub id: ApiTokenId,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// Send as `Authorization: Bearer <secret>`; shown this once, kept only as its SHA-256.
+    pub secret: String,
+}
+
+/// `POST /admin/schools/{school}/tokens`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct TokenCreated {
+    pub token: NewToken,
+}
+
+/// `POST /admin/schools/{school}/tokens/{token}/revoke`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct TokenRevoked {
+    pub token: TokenView,
 }
 
 /// What a roster import did.

@@ -1,6 +1,7 @@
 //! Who is asking: sessions (a random token in an HttpOnly cookie, stored hashed), passwords (argon2id, hashed
 //! off the async threads), lockout after repeated failures, a per-address rate limit, CSRF tokens, and the
-//! extractors that give handlers a signed-in student or staff member — or refuse.
+//! extractors that give handlers a signed-in student or staff member — or refuse. A request with an API token
+//! (`crate::tokens`) is given to handlers as a staff member too: the token decides, never a cookie beside it.
 
 use std::net::IpAddr;
 
@@ -16,12 +17,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gradphoto_core::Message;
 use gradphoto_store::db::{Role, Staff, Student};
-use gradphoto_store::{SchoolId, StaffId, StudentId, now_ms};
+use gradphoto_store::{ApiTokenId, SchoolId, StaffId, StudentId, now_ms};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::tokens::{self, Machine};
 
 pub const SESSION_COOKIE: &str = "gp_session";
 /// The token forms carry before there is a session (login), matched against this cookie (double submit).
@@ -120,7 +122,10 @@ pub enum Viewer {
 #[derive(Debug, Clone)]
 pub struct Session {
     pub viewer: Viewer,
+    /// Empty for a token, which needs none.
     pub csrf: String,
+    /// The API token acting, when a program rather than a person calls.
+    pub token: Option<ApiTokenId>,
 }
 
 /// The session as loaded by [`csrf_guard`] for this request, so that the handler's extractor does not read the same
@@ -128,8 +133,20 @@ pub struct Session {
 #[derive(Clone)]
 struct Loaded(Option<Session>);
 
-/// The request's session: the one the CSRF guard already loaded, else from the database.
+/// The request's session: the API token's, else the one the CSRF guard already loaded, else from the database.
 async fn session_of(state: &AppState, parts: &Parts) -> AppResult<Option<Session>> {
+    if let Some(m) = parts.extensions.get::<Machine>() {
+        return Ok(Some(Session {
+            viewer: Viewer::Staff(Box::new(m.staff())),
+            csrf: String::new(),
+            token: Some(m.0.id),
+        }));
+    }
+    // `tokens::bearer` resolves every bearer request before a handler runs; one it has not resolved must not fall
+    // back to a cookie that came with it.
+    if tokens::bearer_of(&parts.headers).is_some() {
+        return Err(tokens::invalid());
+    }
     match parts.extensions.get::<Loaded>() {
         Some(Loaded(s)) => Ok(s.clone()),
         None => load_session(state, &parts.headers).await,
@@ -151,7 +168,7 @@ async fn load_session(state: &AppState, headers: &HeaderMap) -> AppResult<Option
             Err(e) => return Err(e.into()),
         },
     };
-    Ok(Some(Session { viewer, csrf: s.csrf }))
+    Ok(Some(Session { viewer, csrf: s.csrf, token: None }))
 }
 
 /// A signed-in student.
@@ -160,10 +177,11 @@ pub struct StudentSession {
     pub csrf: String,
 }
 
-/// A signed-in staff member.
+/// A signed-in staff member, or an API token acting as its school's admin (`crate::tokens::Machine::staff`).
 pub struct StaffSession {
     pub staff: Staff,
     pub csrf: String,
+    pub token: Option<ApiTokenId>,
 }
 
 impl StaffSession {
@@ -185,8 +203,12 @@ impl StaffSession {
         if self.staff.role == Role::SuperAdmin { Ok(()) } else { Err(AppError::Forbidden) }
     }
 
+    /// Who the audit log names: the person, or the token (not the admin who made it).
     pub fn actor(&self) -> String {
-        format!("staff:{}", self.staff.id)
+        match self.token {
+            Some(t) => format!("token:{t}"),
+            None => format!("staff:{}", self.staff.id),
+        }
     }
 }
 
@@ -204,7 +226,9 @@ impl FromRequestParts<AppState> for StudentSession {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
         match session_of(state, parts).await? {
-            Some(Session { viewer: Viewer::Student(student), csrf }) => Ok(StudentSession { student: *student, csrf }),
+            Some(Session { viewer: Viewer::Student(student), csrf, .. }) => {
+                Ok(StudentSession { student: *student, csrf })
+            }
             Some(_) => Err(AppError::Forbidden),
             None => Err(AppError::SignIn("/".into())),
         }
@@ -215,7 +239,9 @@ impl FromRequestParts<AppState> for StaffSession {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
         match session_of(state, parts).await? {
-            Some(Session { viewer: Viewer::Staff(staff), csrf }) => Ok(StaffSession { staff: *staff, csrf }),
+            Some(Session { viewer: Viewer::Staff(staff), csrf, token }) => {
+                Ok(StaffSession { staff: *staff, csrf, token })
+            }
             Some(_) => Err(AppError::Forbidden),
             None => Err(AppError::SignIn("/staff/login".into())),
         }
@@ -242,8 +268,12 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 /// session (signing in) the `gp_pre` cookie's. The token may come in the `x-csrf-token` header, a `csrf` query
 /// parameter (multipart forms), or a `csrf` field of a urlencoded form (read here, within a small limit).
 pub async fn csrf_guard(state: axum::extract::State<AppState>, req: Request, next: Next) -> Response {
-    // WeChat Pay's notification carries no cookie: it is authenticated by its signature in the handler.
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) || req.uri().path() == "/wechat/pay/notify"
+    // WeChat Pay's notification carries no cookie: it is authenticated by its signature in the handler. A request
+    // with an API token (resolved by `tokens::bearer`, which runs first) needs none either: a browser cannot attach
+    // an `Authorization` header to a cross-site request, and the cookie beside it is not used.
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || req.uri().path() == "/wechat/pay/notify"
+        || req.extensions().get::<Machine>().is_some()
     {
         return next.run(req).await;
     }

@@ -48,6 +48,9 @@ pub struct Config {
     pub lockout_minutes: i64,
     /// Login attempts allowed per client address per minute, across accounts. Default 30.
     pub login_rate_per_minute: u32,
+    /// Requests allowed per API token per minute (counted in the database, so every node limits alike); over it a
+    /// token is answered 429 with `Retry-After`. Default 120; env `GRADPHOTO_TOKEN_RATE_PER_MINUTE`.
+    pub token_rate_per_minute: u32,
     /// Behind a reverse proxy: take the client's address from the last entry of `X-Forwarded-For` (which the proxy
     /// appends) instead of the connection's. Default false; set it only when every request comes through the proxy.
     /// Env `GRADPHOTO_BEHIND_PROXY`.
@@ -197,6 +200,7 @@ impl Default for Config {
             lockout_failures: 5,
             lockout_minutes: 15,
             login_rate_per_minute: 30,
+            token_rate_per_minute: 120,
             behind_proxy: false,
             check_workers: None,
             upload_bodies: 8,
@@ -250,6 +254,9 @@ impl Config {
         }
         if let Some(v) = env_parse("GRADPHOTO_UPLOAD_BODIES")? {
             config.upload_bodies = v;
+        }
+        if let Some(v) = env_parse("GRADPHOTO_TOKEN_RATE_PER_MINUTE")? {
+            config.token_rate_per_minute = v;
         }
         if let Some(v) = env_parse("GRADPHOTO_BEHIND_PROXY")? {
             config.behind_proxy = v;
@@ -312,7 +319,7 @@ mod tests {
         let c = Config::load(dir.path()).unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert!(!c.cookie_secure);
-        assert_eq!(c.lockout_failures, 5);
+        assert_eq!((c.lockout_failures, c.token_rate_per_minute), (5, 120));
         assert_eq!((c.recovery_grace_ms(false), c.recovery_grace_ms(true)), (0, 600_000));
         let c = Config { recovery_grace_secs: Some(0), ..c };
         assert_eq!(c.recovery_grace_ms(true), 0, "set explicitly, it holds on PostgreSQL too");

@@ -11,17 +11,18 @@ tokio::task_local! {
     static WANTS_JSON: bool;
 }
 
-/// Whether the current request asked for JSON (an `Accept: application/json` header or an `/api/` path).
+/// Whether the current request asked for JSON (an `Accept: application/json` header, an `/api/` path, or a bearer
+/// token without `Accept: text/html`).
 pub fn wants_json() -> bool {
     WANTS_JSON.try_with(|j| *j).unwrap_or(false)
 }
 
 pub fn asks_for_json(headers: &HeaderMap, path: &str) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     path.starts_with("/api/")
-        || headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("application/json") && !v.contains("text/html"))
+        || accept.is_some_and(|v| v.contains("application/json") && !v.contains("text/html"))
+        // A program calling with a token reads JSON unless it asks for a page.
+        || (crate::tokens::bearer_of(headers).is_some() && !accept.is_some_and(|v| v.contains("text/html")))
 }
 
 pub async fn negotiate(req: Request, next: Next) -> Response {
@@ -33,7 +34,12 @@ pub async fn negotiate(req: Request, next: Next) -> Response {
 pub enum AppError {
     /// Not signed in: pages go to the login, the API answers 401.
     SignIn(String),
+    /// A credential that does not work (an unknown or revoked API token): 401 with this code, for pages too, as a
+    /// program, not a person, holds it.
+    Unauthorized(&'static str, Message),
     Forbidden,
+    /// Not allowed, for a stated reason (a token without the route's scope): 403 with this code.
+    Refused(&'static str, Message),
     NotFound,
     BadRequest(&'static str, Message),
     Conflict(&'static str, Message),
@@ -54,7 +60,9 @@ impl AppError {
             AppError::SignIn(_) => {
                 (StatusCode::UNAUTHORIZED, "auth.required", Message::new("请先登录", "please sign in"))
             }
+            AppError::Unauthorized(c, m) => (StatusCode::UNAUTHORIZED, c, m.clone()),
             AppError::Forbidden => (StatusCode::FORBIDDEN, "auth.forbidden", Message::new("无权访问", "not allowed")),
+            AppError::Refused(c, m) => (StatusCode::FORBIDDEN, c, m.clone()),
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", Message::new("未找到", "not found")),
             AppError::BadRequest(c, m) => (StatusCode::BAD_REQUEST, c, m.clone()),
             AppError::Conflict(c, m) => (StatusCode::CONFLICT, c, m.clone()),

@@ -9,6 +9,7 @@ pub mod backup;
 pub mod checks;
 pub mod config;
 pub mod error;
+pub mod forms;
 pub mod fresh;
 pub mod linger;
 pub mod pay;
@@ -20,6 +21,7 @@ pub mod routes;
 pub mod secrets;
 pub mod state;
 pub mod student;
+pub mod tokens;
 pub mod uploads;
 pub mod views;
 pub mod wechat;
@@ -170,6 +172,8 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("POST", "/admin/schools/{school}/payments/reconcile") => post(wechat::reconcile_school),
         ("POST", "/admin/schools/{school}/payments/{payment}/refund") => post(wechat::refund),
         ("POST", "/admin/schools/{school}/outbox/{id}/resend") => post(wechat::resend),
+        ("POST", "/admin/schools/{school}/tokens") => post(tokens::create),
+        ("POST", "/admin/schools/{school}/tokens/{token}/revoke") => post(tokens::revoke),
         ("GET", "/wechat/oauth") => get(wechat::oauth_callback),
         ("POST", "/wechat/pay/notify") => post(wechat::pay_notify),
         ("POST", "/me/pay/wechat") => post(wechat::pay_start),
@@ -215,6 +219,8 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.max_upload.max(state.config.max_roster) + 1024 * 1024;
     app.route("/static/{name}", get(static_file))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::csrf_guard))
+        // Before the CSRF guard, which lets a request it resolved pass; inside `negotiate`, so its refusals are JSON.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), tokens::bearer))
         .layer(axum::middleware::from_fn(error::negotiate))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(security_headers))

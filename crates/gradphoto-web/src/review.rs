@@ -207,17 +207,13 @@ fn fix_failure(e: &FixError) -> Message {
     )
 }
 
-/// Urlencoded forms with repeated keys (`reason=a&reason=b`), which axum's `Form` does not collect.
 fn parse_form(body: &[u8]) -> AppResult<Decision> {
     let bad = || AppError::BadRequest("form.invalid", Message::new("表单无效", "invalid form"));
-    let text = std::str::from_utf8(body).map_err(|_| bad())?;
     let mut photo = None;
     let mut reason = Vec::new();
     let mut note = String::new();
-    for pair in text.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_decode(v).ok_or_else(bad)?;
-        match k {
+    for (k, v) in crate::forms::pairs(body)? {
+        match k.as_str() {
             "photo" => photo = v.parse().ok(),
             "reason" => reason.push(v),
             "note" => note = v,
@@ -225,25 +221,6 @@ fn parse_form(body: &[u8]) -> AppResult<Decision> {
         }
     }
     Ok(Decision { photo: photo.ok_or_else(bad)?, reason, note })
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 pub async fn reject(

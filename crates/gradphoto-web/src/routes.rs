@@ -1,6 +1,10 @@
 //! Every route, once: the router is built from this table and `/api/openapi.json` describes it, so the API
 //! description cannot drift from what is served. Each page's action is also an API call: send
-//! `Accept: application/json` and the same route answers JSON (with the CSRF token in `x-csrf-token`).
+//! `Accept: application/json` and the same route answers JSON (with the CSRF token in `x-csrf-token`). The scope
+//! column (`[Roster]`, …; `[]` for none) names the API token scope that lets a school's own systems call a route with
+//! `Authorization: Bearer` (`crate::tokens`); a route without one is closed to tokens.
+
+pub use crate::tokens::Scope;
 
 use schemars::{Schema, SchemaGenerator, json_schema};
 use serde_json::{Value, json};
@@ -25,56 +29,71 @@ pub struct Route {
     pub summary: &'static str,
     /// `form`, `multipart` or none.
     pub body: Option<&'static str>,
+    /// The API token scope that opens this route to tokens (with the same role and school checks as the token's
+    /// school admin); `None`: tokens may not call it.
+    pub scope: Option<Scope>,
+}
+
+macro_rules! token_scope {
+    () => {
+        None
+    };
+    ($scope:ident) => {
+        Some(Scope::$scope)
+    };
 }
 
 macro_rules! routes {
-    ($($method:literal $path:literal $access:ident $body:expr, $summary:literal;)*) => {
+    ($($method:literal $path:literal $access:ident [$($scope:ident)?] $body:expr, $summary:literal;)*) => {
         pub const ROUTES: &[Route] = &[$(Route {
             method: $method, path: $path, access: Access::$access, summary: $summary, body: $body,
+            scope: token_scope!($($scope)?),
         },)*];
     };
 }
 
 routes! {
-    "GET" "/" Anyone None, "Regions and the schools of one (`?region=`)";
-    "GET" "/healthz" Anyone None, "Liveness and database check";
-    "GET" "/api/openapi.json" Anyone None, "This description";
-    "GET" "/s/{code}/login" Anyone None, "Student sign-in page; sets the pre-session CSRF cookie";
-    "POST" "/s/{code}/login" Anyone Some("form"), "Student sign-in: username (student number), password";
-    "GET" "/staff/login" Anyone None, "Staff sign-in page";
-    "POST" "/staff/login" Anyone Some("form"), "Staff sign-in: username, password";
-    "POST" "/logout" Anyone Some("form"), "Sign out";
-    "GET" "/me" Student None, "The student's photo types, statuses, messages and the requirements";
-    "GET" "/me/password" Student None, "Password page";
-    "POST" "/me/password" Student Some("form"), "Change the password: current, new";
-    "GET" "/me/photos/{type}" Student None, "A photo type: the latest photo's check report, status, reasons";
-    "POST" "/me/photos/{type}" Student Some("multipart"), "Upload (field `photo`): the file rules' report and the place in the check queue at once; `Prefer: wait=N` waits up to N s for the full report";
-    "GET" "/me/photos/{type}/check" Student None, "Whether the latest photo is still being checked, and its place; `?wait=N` answers when the check ends";
-    "POST" "/me/photos/{type}/submit" Student Some("form"), "Submit the photo (`photo` id) for review";
-    "GET" "/me/photo/{photo}/{file}" Student None, "The student's own picture: original.jpg or annotated.jpg";
-    "GET" "/me/submissions/{submission}/registered.jpg" Student None, "The registered file once approved";
-    "GET" "/me/pay" Student None, "The fee and how to pay it";
-    "GET" "/review" Staff None, "The review queue of a school (`?school=` for super-admins)";
-    "GET" "/review/{submission}" Staff None, "One submission with its report; opens it for review";
-    "GET" "/review/{submission}/{file}" Staff None, "original.jpg, annotated.jpg or registered.jpg";
-    "POST" "/review/{submission}/approve" Staff Some("form"), "Approve: normalise, seal, store the registered file";
-    "POST" "/review/{submission}/reject" Staff Some("form"), "Reject with `reason` rule ids (repeatable) and a `note`";
-    "GET" "/admin" Admin None, "Schools visible to this admin";
-    "POST" "/admin/schools" SuperAdmin Some("form"), "Create a school (and its first admin)";
-    "GET" "/admin/schools/{school}" Admin None, "Progress, staff, students, audit log";
-    "POST" "/admin/schools/{school}/settings" Admin Some("form"), "Name, fee (yuan), collection window (opens, closes: YYYY-MM-DD), allowed backgrounds";
-    "POST" "/admin/schools/{school}/types" Admin Some("form"), "Add a photo type: code, name_zh, name_en";
-    "POST" "/admin/schools/{school}/roster" Admin Some("multipart"), "Import a roster (field `roster`, CSV or XLSX)";
-    "POST" "/admin/schools/{school}/staff" Admin Some("form"), "Add a reviewer or school admin";
-    "POST" "/admin/schools/{school}/students/{student}/paid" Admin Some("form"), "Record an offline payment";
-    "POST" "/admin/schools/{school}/students/{student}/unbind" Admin Some("form"), "Release the device binding";
-    "GET" "/admin/schools/{school}/export.zip" Admin None, "Approved registered photos as ZIP + manifest.csv";
-    "POST" "/admin/schools/{school}/payments/reconcile" Admin Some("form"), "Ask WeChat Pay about this school's unpaid orders now";
-    "POST" "/admin/schools/{school}/payments/{payment}/refund" Admin Some("form"), "Refund a paid WeChat Pay order in full";
-    "POST" "/admin/schools/{school}/outbox/{id}/resend" Admin Some("form"), "Send a dead-letter message again";
-    "GET" "/wechat/oauth" Anyone None, "WeChat web-authorisation callback (`code`, `state`): binds or signs in the WeChat user";
-    "POST" "/wechat/pay/notify" Anyone Some("wechatpay"), "WeChat Pay notification (signed `Wechatpay-*` headers, AEAD_AES_256_GCM resource); answers 204, or 4xx/5xx `{code: FAIL, message}`";
-    "POST" "/me/pay/wechat" Student Some("form"), "Create or reuse a WeChat Pay JSAPI order: the `getBrandWCPayRequest` parameters";
+    "GET" "/" Anyone [] None, "Regions and the schools of one (`?region=`)";
+    "GET" "/healthz" Anyone [] None, "Liveness and database check";
+    "GET" "/api/openapi.json" Anyone [] None, "This description";
+    "GET" "/s/{code}/login" Anyone [] None, "Student sign-in page; sets the pre-session CSRF cookie";
+    "POST" "/s/{code}/login" Anyone [] Some("form"), "Student sign-in: username (student number), password";
+    "GET" "/staff/login" Anyone [] None, "Staff sign-in page";
+    "POST" "/staff/login" Anyone [] Some("form"), "Staff sign-in: username, password";
+    "POST" "/logout" Anyone [] Some("form"), "Sign out";
+    "GET" "/me" Student [] None, "The student's photo types, statuses, messages and the requirements";
+    "GET" "/me/password" Student [] None, "Password page";
+    "POST" "/me/password" Student [] Some("form"), "Change the password: current, new";
+    "GET" "/me/photos/{type}" Student [] None, "A photo type: the latest photo's check report, status, reasons";
+    "POST" "/me/photos/{type}" Student [] Some("multipart"), "Upload (field `photo`): the file rules' report and the place in the check queue at once; `Prefer: wait=N` waits up to N s for the full report";
+    "GET" "/me/photos/{type}/check" Student [] None, "Whether the latest photo is still being checked, and its place; `?wait=N` answers when the check ends";
+    "POST" "/me/photos/{type}/submit" Student [] Some("form"), "Submit the photo (`photo` id) for review";
+    "GET" "/me/photo/{photo}/{file}" Student [] None, "The student's own picture: original.jpg or annotated.jpg";
+    "GET" "/me/submissions/{submission}/registered.jpg" Student [] None, "The registered file once approved";
+    "GET" "/me/pay" Student [] None, "The fee and how to pay it";
+    "GET" "/review" Staff [Review] None, "The review queue of a school (`?school=` for super-admins)";
+    "GET" "/review/{submission}" Staff [Review] None, "One submission with its report; opens it for review";
+    "GET" "/review/{submission}/{file}" Staff [Review] None, "original.jpg, annotated.jpg or registered.jpg";
+    "POST" "/review/{submission}/approve" Staff [Review] Some("form"), "Approve: normalise, seal, store the registered file";
+    "POST" "/review/{submission}/reject" Staff [Review] Some("form"), "Reject with `reason` rule ids (repeatable) and a `note`";
+    "GET" "/admin" Admin [Progress] None, "Schools visible to this admin";
+    "POST" "/admin/schools" SuperAdmin [] Some("form"), "Create a school (and its first admin)";
+    "GET" "/admin/schools/{school}" Admin [Progress] None, "Progress, staff, students, audit log";
+    "POST" "/admin/schools/{school}/settings" Admin [] Some("form"), "Name, fee (yuan), collection window (opens, closes: YYYY-MM-DD), allowed backgrounds";
+    "POST" "/admin/schools/{school}/types" Admin [] Some("form"), "Add a photo type: code, name_zh, name_en";
+    "POST" "/admin/schools/{school}/roster" Admin [Roster] Some("multipart"), "Import a roster (field `roster`, CSV or XLSX)";
+    "POST" "/admin/schools/{school}/staff" Admin [] Some("form"), "Add a reviewer or school admin";
+    "POST" "/admin/schools/{school}/students/{student}/paid" Admin [] Some("form"), "Record an offline payment";
+    "POST" "/admin/schools/{school}/students/{student}/unbind" Admin [] Some("form"), "Release the device binding";
+    "GET" "/admin/schools/{school}/export.zip" Admin [Export] None, "Approved registered photos as ZIP + manifest.csv";
+    "POST" "/admin/schools/{school}/payments/reconcile" Admin [] Some("form"), "Ask WeChat Pay about this school's unpaid orders now";
+    "POST" "/admin/schools/{school}/payments/{payment}/refund" Admin [] Some("form"), "Refund a paid WeChat Pay order in full";
+    "POST" "/admin/schools/{school}/outbox/{id}/resend" Admin [] Some("form"), "Send a dead-letter message again";
+    "POST" "/admin/schools/{school}/tokens" Admin [] Some("form"), "Make an API token: `name`, `scope` (repeatable: roster, progress, export, review); the answer holds its secret, this once";
+    "POST" "/admin/schools/{school}/tokens/{token}/revoke" Admin [] Some("form"), "Revoke an API token at once";
+    "GET" "/wechat/oauth" Anyone [] None, "WeChat web-authorisation callback (`code`, `state`): binds or signs in the WeChat user";
+    "POST" "/wechat/pay/notify" Anyone [] Some("wechatpay"), "WeChat Pay notification (signed `Wechatpay-*` headers, AEAD_AES_256_GCM resource); answers 204, or 4xx/5xx `{code: FAIL, message}`";
+    "POST" "/me/pay/wechat" Student [] Some("form"), "Create or reuse a WeChat Pay JSAPI order: the `getBrandWCPayRequest` parameters";
 }
 
 /// The JSON answer of a route, as a schema of `generator` (a `$ref` into `components.schemas`). The types are the
@@ -106,6 +125,8 @@ fn answer_schema(r: &Route, g: &mut SchemaGenerator) -> Option<Schema> {
         ("POST", "/admin/schools/{school}/staff") => g.subschema_for::<a::StaffAdded>(),
         ("POST", "/admin/schools/{school}/payments/reconcile") => g.subschema_for::<a::Reconciled>(),
         ("POST", "/admin/schools/{school}/payments/{payment}/refund") => g.subschema_for::<a::Refunded>(),
+        ("POST", "/admin/schools/{school}/tokens") => g.subschema_for::<a::TokenCreated>(),
+        ("POST", "/admin/schools/{school}/tokens/{token}/revoke") => g.subschema_for::<a::TokenRevoked>(),
         ("POST", _) if r.body == Some("form") => g.subschema_for::<a::Done>(),
         _ => return None,
     })
@@ -268,6 +289,10 @@ fn responses(r: &Route, g: &mut SchemaGenerator) -> Value {
     if r.access != Access::Anyone {
         err("401", "not signed in");
         err("403", "another school's or another student's data");
+    } else {
+        // `Authorization: Bearer` is read on every route: a token is refused where its scopes do not reach.
+        err("401", "an unknown or revoked API token (`token.invalid`)");
+        err("403", "an API token: tokens may call only the routes of their scopes (`token.scope`)");
     }
     err("404", "not found");
     if r.method == "POST" {
@@ -300,8 +325,9 @@ pub fn openapi() -> Value {
             .map(path_param)
             .collect();
         params.extend(query_params(r));
-        let security = match r.access {
-            Access::Anyone => json!([]),
+        let security = match (r.access, r.scope) {
+            (Access::Anyone, _) => json!([]),
+            (_, Some(scope)) => json!([{ "session": [] }, { "bearer": [scope.id()] }]),
             _ => json!([{ "session": [] }]),
         };
         let mut op = json!({
@@ -310,6 +336,18 @@ pub fn openapi() -> Value {
             "x-access": format!("{:?}", r.access),
             "responses": responses(r, &mut generator),
         });
+        if let Some(scope) = r.scope {
+            op["x-token-scope"] = json!(scope.id());
+            op["responses"]["401"]["description"] =
+                json!("not signed in, or the API token is unknown or revoked (`token.invalid`)");
+            op["responses"]["403"]["description"] = json!(
+                "another school's or another student's data, or an API token without this route's scope (`token.scope`)"
+            );
+            let error = op["responses"]["401"]["content"].clone();
+            op["responses"]["429"] = json!({ "description":
+                "too many attempts, or this API token's rate is exhausted (`token_rate_per_minute`): try again after `Retry-After` seconds",
+                "headers": { "Retry-After": { "schema": { "type": "integer" } } }, "content": error });
+        }
         match r.body {
             Some("wechatpay") => {
                 // Authenticated by WeChat Pay's signature, not by a session: no CSRF token.
@@ -340,8 +378,9 @@ pub fn openapi() -> Value {
                 }
                 op["requestBody"] = json!({ "required": true, "content": { media: content } });
                 // The token of the session (from the sign-in answer); sign-in forms carry the `gp_pre` cookie's.
+                // A bearer token is not sent by browsers on their own, so a call with one needs no CSRF token.
                 params.push(json!({ "name": "x-csrf-token", "in": "header", "required": false, "schema": { "type": "string" },
-                    "description": "the session's CSRF token (or a `csrf` field of a urlencoded form, or `?csrf=` with multipart); required with a session" }));
+                    "description": "the session's CSRF token (or a `csrf` field of a urlencoded form, or `?csrf=` with multipart): required with the `gp_session` cookie, not with a bearer token" }));
                 if r.method == "POST" && r.path == "/me/photos/{type}" {
                     params.push(
                         json!({ "name": "Prefer", "in": "header", "required": false, "schema": { "type": "string" },
@@ -358,9 +397,11 @@ pub fn openapi() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": { "title": "gradphoto", "version": env!("CARGO_PKG_VERSION"),
-            "description": "Degree-certificate photo collection. Sign in with a form POST; the `gp_session` cookie and the returned `csrf` token authorise later calls. Send `Accept: application/json` for JSON answers." },
+            "description": "Degree-certificate photo collection. Sign in with a form POST; the `gp_session` cookie and the returned `csrf` token authorise later calls. A school's own systems call with `Authorization: Bearer <API token>` instead (made by a school admin, shown once): no cookie and no CSRF token, only the routes of the token's scopes (`x-token-scope`), as its school's admin. Send `Accept: application/json` for JSON answers (Bearer calls get JSON by default)." },
         "components": { "schemas": generator.take_definitions(true), "securitySchemes": {
             "session": { "type": "apiKey", "in": "cookie", "name": "gp_session" },
+            "bearer": { "type": "http", "scheme": "bearer",
+                "description": "An API token of one school (`gpt_…`); its scopes (roster, progress, export, review) name the routes it may call" },
             "wechatpaySignature": { "type": "apiKey", "in": "header", "name": "Wechatpay-Signature",
                 "description": "SHA256withRSA by WeChat Pay over `timestamp\\nnonce\\nbody\\n`" } } },
         "paths": paths

@@ -1,12 +1,13 @@
 //! The authorisation matrix: every route of the table × every role × own or other school (and, for students,
-//! own or another student's data). A denied call must answer 401, 403 or 404 and change nothing; an allowed one
-//! must not. The table printed at the end goes into the closing note.
+//! own or another student's data), and API tokens: of the school and of another, revoked, and without the route's
+//! scope. A denied call must answer 401, 403 or 404 and change nothing; an allowed one must not. The table printed at
+//! the end goes into the closing note.
 
 mod common;
 
 use common::*;
 use gradphoto_store::db::Role;
-use gradphoto_web::routes::{Access, ROUTES};
+use gradphoto_web::routes::{Access, ROUTES, Scope};
 
 struct Actor {
     name: &'static str,
@@ -25,10 +26,21 @@ enum Kind {
     AdminA,
     AdminB,
     Super,
+    /// An API token of school A (or B) with these scopes, live or revoked.
+    Token {
+        school_a: bool,
+        scopes: &'static [Scope],
+        revoked: bool,
+    },
 }
 
 /// Whether `kind` may call `route` on school A's resources (student A's, for student routes).
 fn allowed(route: &gradphoto_web::routes::Route, kind: Kind) -> bool {
+    // A token: only the routes of its scopes (by the table's scope column), and there what its school's admin may.
+    if let Kind::Token { school_a, scopes, revoked } = kind {
+        let admin = if school_a { Kind::AdminA } else { Kind::AdminB };
+        return !revoked && route.scope.is_some_and(|s| scopes.contains(&s)) && allowed(route, admin);
+    }
     let has_id = route.path.contains('{');
     match route.access {
         Access::Anyone => true,
@@ -51,6 +63,44 @@ fn allowed(route: &gradphoto_web::routes::Route, kind: Kind) -> bool {
         },
         Access::SuperAdmin => kind == Kind::Super,
     }
+}
+
+/// The actors' tokens: made by their schools' admins through the API, one of them revoked at once.
+async fn tokens(server: &TestServer, a: gradphoto_store::SchoolId, b: gradphoto_store::SchoolId) -> Vec<Actor> {
+    let all: Vec<&str> = Scope::ALL.iter().map(|s| s.id()).collect();
+    let mut admin_a = server.client();
+    admin_a.login("/staff/login", "school-a-admin", "school-a-admin-password").await;
+    let mut admin_b = server.client();
+    admin_b.login("/staff/login", "school-b-admin", "school-b-admin-password").await;
+    let (_, token_a) = api_token(&admin_a, a, "token A", &all).await;
+    let (_, token_b) = api_token(&admin_b, b, "token B", &all).await;
+    let (revoked, revoked_secret) = api_token(&admin_a, a, "revoked A", &all).await;
+    let r = admin_a.post(&format!("/admin/schools/{a}/tokens/{revoked}/revoke"), &[]).await;
+    assert_eq!(r.status(), 200);
+    let (_, export_only) = api_token(&admin_a, a, "export-only A", &["export"]).await;
+    let token = |secret: &str| Some(Client::with_token(&server.base, secret));
+    vec![
+        Actor {
+            name: "token A",
+            client: token(&token_a),
+            kind: Kind::Token { school_a: true, scopes: &Scope::ALL, revoked: false },
+        },
+        Actor {
+            name: "token B",
+            client: token(&token_b),
+            kind: Kind::Token { school_a: false, scopes: &Scope::ALL, revoked: false },
+        },
+        Actor {
+            name: "revoked token A",
+            client: token(&revoked_secret),
+            kind: Kind::Token { school_a: true, scopes: &Scope::ALL, revoked: true },
+        },
+        Actor {
+            name: "export-only token A",
+            client: token(&export_only),
+            kind: Kind::Token { school_a: true, scopes: &[Scope::Export], revoked: false },
+        },
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +170,11 @@ async fn every_route_every_role_own_and_other_school() {
         assert_eq!(c.login("/staff/login", user, &format!("{user}-password")).await.0, 200, "{user}");
         c
     };
-    let actors = vec![
+    // A token of school A for the revoking route to revoke (and not one of the actors' own).
+    let mut admin_a = server.client();
+    admin_a.login("/staff/login", "school-a-admin", "school-a-admin-password").await;
+    let (spare_token, _) = api_token(&admin_a, a, "spare A", &["progress"]).await;
+    let mut actors = vec![
         Actor { name: "anonymous", client: Some(anonymous), kind: Kind::Anonymous },
         Actor { name: "student A", client: Some(student_a), kind: Kind::StudentA },
         Actor { name: "student B", client: Some(student_b), kind: Kind::StudentB },
@@ -130,6 +184,7 @@ async fn every_route_every_role_own_and_other_school() {
         Actor { name: "admin B", client: Some(login("school-b-admin").await), kind: Kind::AdminB },
         Actor { name: "super", client: Some(root), kind: Kind::Super },
     ];
+    actors.extend(tokens(server, a, b).await);
 
     let fill = |path: &str| {
         path.replace("{code}", "school-a")
@@ -141,6 +196,7 @@ async fn every_route_every_role_own_and_other_school() {
             .replace("{file}", "original.jpg")
             .replace("{payment}", &payment_a.to_string())
             .replace("{id}", &outbox_a.to_string())
+            .replace("{token}", &spare_token.to_string())
     };
     let mut table = Vec::new();
     let mut checks = 0;
@@ -185,6 +241,8 @@ async fn every_route_every_role_own_and_other_school() {
                             ("password", "password-123".into()),
                             ("role", "reviewer".into()),
                         ]
+                    } else if path.ends_with("/tokens") {
+                        vec![("name", format!("t-{tag}")), ("scope", "progress".into())]
                     } else if path == "/me/password" {
                         vec![("current", "wrong".into()), ("new", "whatever-123".into())]
                     } else {

@@ -125,6 +125,8 @@ pub struct Client {
     jar: Arc<Jar>,
     pub base: String,
     pub csrf: String,
+    /// An API token, sent as `Authorization: Bearer` instead of a session's CSRF token (see [`Client::with_token`]).
+    pub bearer: Option<String>,
 }
 
 impl Client {
@@ -141,7 +143,33 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        Client { http, jar, base: base.to_string(), csrf: String::new() }
+        Client { http, jar, base: base.to_string(), csrf: String::new(), bearer: None }
+    }
+
+    /// A program calling with an API token: no cookie store at all, no CSRF token, `Authorization: Bearer` on every
+    /// request.
+    pub fn with_token(base: &str, secret: &str) -> Client {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("gradphoto-tests-machine/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Client {
+            http,
+            jar: Arc::new(Jar::default()),
+            base: base.to_string(),
+            csrf: String::new(),
+            bearer: Some(secret.to_string()),
+        }
+    }
+
+    /// The request's credential besides cookies: the bearer token, else (for a state-changing request) the CSRF token.
+    fn credential(&self, req: reqwest::RequestBuilder, changes_state: bool) -> reqwest::RequestBuilder {
+        match &self.bearer {
+            Some(token) => req.bearer_auth(token),
+            None if changes_state => req.header("x-csrf-token", &self.csrf),
+            None => req,
+        }
     }
 
     pub fn cookie(&self, name: &str) -> Option<String> {
@@ -173,13 +201,13 @@ impl Client {
     }
 
     pub async fn get(&self, path: &str) -> Answer {
-        let r = self.http.get(format!("{}{path}", self.base)).header("accept", "application/json").send().await;
-        Answer::checked("GET", path, r.unwrap()).await
+        let req = self.http.get(format!("{}{path}", self.base)).header("accept", "application/json");
+        Answer::checked("GET", path, self.credential(req, false).send().await.unwrap()).await
     }
 
     pub async fn get_page(&self, path: &str) -> Answer {
-        let r = self.http.get(format!("{}{path}", self.base)).header("accept", "text/html").send().await;
-        Answer::checked("GET", path, r.unwrap()).await
+        let req = self.http.get(format!("{}{path}", self.base)).header("accept", "text/html");
+        Answer::checked("GET", path, self.credential(req, false).send().await.unwrap()).await
     }
 
     pub async fn json(&self, path: &str) -> serde_json::Value {
@@ -189,15 +217,8 @@ impl Client {
     }
 
     pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Answer {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("accept", "application/json")
-            .header("x-csrf-token", &self.csrf)
-            .form(form)
-            .send()
-            .await;
-        Answer::checked("POST", path, r.unwrap()).await
+        let req = self.http.post(format!("{}{path}", self.base)).header("accept", "application/json");
+        Answer::checked("POST", path, self.credential(req, true).form(form).send().await.unwrap()).await
     }
 
     /// Uploads a file. A photo upload waits for its full check (`Prefer: wait`), as most tests want the report;
@@ -214,11 +235,8 @@ impl Client {
     async fn upload_with(&self, path: &str, field: &str, name: &str, bytes: Vec<u8>, prefer: Option<&str>) -> Answer {
         let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_string());
         let form = reqwest::multipart::Form::new().part(field.to_string(), part);
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("accept", "application/json")
-            .header("x-csrf-token", &self.csrf);
+        let req = self.http.post(format!("{}{path}", self.base)).header("accept", "application/json");
+        let mut req = self.credential(req, true);
         if let Some(p) = prefer {
             req = req.header("prefer", p);
         }
@@ -336,6 +354,21 @@ pub async fn school(server: &TestServer, superadmin: &Client, code: &str, fee: &
     let _ = server;
     let v: serde_json::Value = r.json().await.unwrap();
     gradphoto_store::SchoolId(v["school"].as_i64().unwrap())
+}
+
+/// Makes an API token of `school` through an admin's session: its id and its secret (answered this once).
+pub async fn api_token(
+    admin: &Client,
+    school: gradphoto_store::SchoolId,
+    name: &str,
+    scopes: &[&str],
+) -> (i64, String) {
+    let mut form = vec![("name", name)];
+    form.extend(scopes.iter().map(|s| ("scope", *s)));
+    let r = admin.post(&format!("/admin/schools/{school}/tokens"), &form).await;
+    assert_eq!(r.status(), 200, "make a token");
+    let v: serde_json::Value = r.json().await.unwrap();
+    (v["token"]["id"].as_i64().unwrap(), v["token"]["secret"].as_str().unwrap().to_string())
 }
 
 /// A roster CSV of `n` students numbered from `first`.
