@@ -72,6 +72,8 @@ routes! {
     "GET" "/wechat/oauth" Anyone None, "WeChat web-authorisation callback (`code`, `state`): binds or signs in the WeChat user";
     "POST" "/wechat/pay/notify" Anyone Some("wechatpay"), "WeChat Pay notification (signed `Wechatpay-*` headers, AEAD_AES_256_GCM resource); answers 204, or 4xx/5xx `{code: FAIL, message}`";
     "POST" "/me/pay/wechat" Student Some("form"), "Create or reuse a WeChat Pay JSAPI order: the `getBrandWCPayRequest` parameters";
+    "POST" "/admin/schools/{school}/webhook" Admin Some("form"), "Register or replace the school's webhook (`url`, https): answers `{webhook: {url, secret}}`, the signing secret shown this once";
+    "POST" "/admin/schools/{school}/webhook/delete" Admin Some("form"), "Remove the school's webhook; events still queued for it are dropped";
 }
 
 /// The JSON answer of a route whose answer is typed, as a schema of `generator` (a `$ref` into
