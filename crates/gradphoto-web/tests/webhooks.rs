@@ -110,12 +110,33 @@ fn signs(secret: &str, r: &Received) -> bool {
     r.headers["x-gradphoto-signature"] == expected
 }
 
-/// The webhook rows of the outbox: (id, school, kind, attempts, delivered, dead), read from the database file.
-async fn webhook_rows(server: &TestServer) -> Vec<(i64, i64, String, i64, bool, bool)> {
+/// A webhook row of the outbox, as the database holds it.
+#[derive(Debug, sqlx::FromRow)]
+struct Row {
+    id: i64,
+    school_id: i64,
+    kind: String,
+    attempts: i64,
+    delivered_at: Option<i64>,
+    dead_at: Option<i64>,
+}
+
+impl Row {
+    fn delivered(&self) -> bool {
+        self.delivered_at.is_some()
+    }
+
+    fn dead(&self) -> bool {
+        self.dead_at.is_some()
+    }
+}
+
+/// The webhook rows of the outbox, oldest first, read from the database file.
+async fn webhook_rows(server: &TestServer) -> Vec<Row> {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", server.dir.path().join("gradphoto.db").display()))
         .await
         .unwrap();
-    let rows: Vec<(i64, i64, String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+    let rows = sqlx::query_as(
         "SELECT id, school_id, kind, attempts, delivered_at, dead_at FROM outbox WHERE channel = 'webhook' \
          ORDER BY id",
     )
@@ -123,7 +144,7 @@ async fn webhook_rows(server: &TestServer) -> Vec<(i64, i64, String, i64, bool, 
     .await
     .unwrap();
     pool.close().await;
-    rows.into_iter().map(|(id, s, k, a, d, x)| (id, s, k, a, d.is_some(), x.is_some())).collect()
+    rows
 }
 
 /// Moves a row's next attempt to now, as the end of its backoff would, and wakes the worker.
@@ -232,14 +253,14 @@ async fn decisions_and_exports_reach_the_school_signed_once_each_with_the_secret
 
     // Exactly those three events, each delivered once, in order, signed with the current secret only.
     let rows = until("three delivered events", async || {
-        Some(webhook_rows(&server).await).filter(|r| r.len() == 3 && r.iter().all(|x| x.4))
+        Some(webhook_rows(&server).await).filter(|r| r.len() == 3 && r.iter().all(Row::delivered))
     })
     .await;
-    let kinds: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+    let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
     assert_eq!(kinds, ["submission.approved", "submission.rejected", "export.created"]);
-    assert!(rows.iter().all(|r| r.1 == school.0 && r.3 == 1 && !r.5));
+    assert!(rows.iter().all(|r| r.school_id == school.0 && r.attempts == 1 && !r.dead()));
     let seen = receiver.seen();
-    assert_eq!(seen.iter().map(Received::delivery).collect::<Vec<_>>(), rows.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert_eq!(seen.iter().map(Received::delivery).collect::<Vec<_>>(), rows.iter().map(|r| r.id).collect::<Vec<_>>());
     let bodies: Vec<serde_json::Value> = seen.iter().map(|r| verify(&secret, r)).collect();
     assert!(seen.iter().all(|r| !signs(&first, r)), "the replaced secret signs nothing");
     for b in &bodies {
@@ -290,7 +311,7 @@ async fn failures_are_retried_with_the_same_delivery_id_and_a_refusal_is_a_dead_
     let id = first.delivery();
     until("the failure recorded", async || {
         let rows = webhook_rows(&server).await;
-        rows.iter().find(|r| r.0 == id && r.3 == 1 && !r.4 && !r.5).map(|_| ())
+        rows.iter().any(|r| r.id == id && r.attempts == 1 && !r.delivered() && !r.dead()).then_some(())
     })
     .await;
     let page = admin.json(&format!("/admin/schools/{school}")).await;
@@ -302,8 +323,10 @@ async fn failures_are_retried_with_the_same_delivery_id_and_a_refusal_is_a_dead_
     assert_eq!(again.body, first.body);
     verify(&secret, &first);
     verify(&secret, &again);
-    until("the retry delivered", async || webhook_rows(&server).await.iter().find(|r| r.0 == id && r.4).map(|_| ()))
-        .await;
+    until("the retry delivered", async || {
+        webhook_rows(&server).await.iter().any(|r| r.id == id && r.delivered()).then_some(())
+    })
+    .await;
 
     // 410: a dead letter at once, listed for the admin, resent by them, then delivered with the same id.
     export(&admin, school).await;
@@ -326,7 +349,7 @@ async fn failures_are_retried_with_the_same_delivery_id_and_a_refusal_is_a_dead_
     assert_eq!(resent.delivery(), gone);
     verify(&secret, &resent);
     until("the resent event delivered", async || {
-        webhook_rows(&server).await.iter().find(|r| r.0 == gone && r.4 && !r.5).map(|_| ())
+        webhook_rows(&server).await.iter().any(|r| r.id == gone && r.delivered() && !r.dead()).then_some(())
     })
     .await;
     assert!(admin.json(&format!("/admin/schools/{school}")).await["dead_letters"].as_array().unwrap().is_empty());
@@ -342,7 +365,10 @@ async fn failures_are_retried_with_the_same_delivery_id_and_a_refusal_is_a_dead_
     export(&admin, school).await;
     let rows = webhook_rows(&server).await;
     assert_eq!(rows.len(), 2, "{rows:?}");
-    assert!(rows.iter().all(|r| r.1 == school.0 && r.4 && !r.5), "nothing lost, nothing pending: {rows:?}");
+    assert!(
+        rows.iter().all(|r| r.school_id == school.0 && r.delivered() && !r.dead()),
+        "nothing lost, nothing pending: {rows:?}"
+    );
     assert_eq!(receiver.seen().len(), 4);
     let audit = server.state.db.audit_log(Some(school), 50).await.unwrap();
     assert!(audit.iter().any(|a| a.action == "webhook.delete"));
