@@ -156,14 +156,16 @@ pub struct Staff {
     pub locked_until: i64,
 }
 
-/// What the vault seals: students' id numbers and WeChat bindings' openids.
+/// What the vault seals: students' id numbers, WeChat bindings' openids and schools' webhook secrets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SealedKind {
     IdNumber,
     Openid,
+    WebhookSecret,
 }
 
-/// A value the vault sealed, as stored: its row, and for id numbers the school and kind that are its context.
+/// A value the vault sealed, as stored: its row, and for id numbers the school and kind that are its context (for
+/// webhook secrets the school, which is also the row).
 #[derive(Debug, Clone)]
 pub struct SealedValue {
     pub row: i64,
@@ -346,15 +348,20 @@ pub struct ExportItem {
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxItem {
     pub id: OutboxId,
-    pub student_id: StudentId,
+    /// The student a message is for (channels `site`, `wechat`); none for a school's row.
+    pub student_id: Option<StudentId>,
+    /// The school an event is for (channel `webhook`); none for a student's row.
+    pub school_id: Option<SchoolId>,
     pub channel: String,
-    /// submitted, approved, rejected, exported (`notice` for rows older than kinds).
+    /// submitted, approved, rejected, exported (`notice` for rows older than kinds); for a webhook the event type
+    /// (`submission.approved`, …).
     pub kind: String,
     pub title: String,
     pub body: String,
     /// JSON chosen by the web layer, for channels that render their own message (WeChat templates).
     pub payload: String,
     pub attempts: i64,
+    pub created_at: i64,
 }
 
 /// A message to a student about their submission, queued in the transaction of the change it reports.
@@ -368,19 +375,47 @@ pub struct Notice<'a> {
     pub payload: &'a str,
 }
 
+/// An event for a school's webhook, queued in the transaction of the change it reports, and only when the school
+/// has a webhook then.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Event<'a> {
+    pub school: SchoolId,
+    /// The event type: `submission.approved`, `submission.rejected`, `export.created`.
+    pub kind: &'a str,
+    /// JSON text chosen by the web layer: what is delivered, except the delivery id (the outbox id, known once
+    /// queued).
+    pub payload: &'a str,
+}
+
 /// A message delivery gave up on, for the admin to see and resend.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeadLetter {
     pub id: OutboxId,
-    pub student_id: StudentId,
-    pub student_no: String,
+    /// None for a school's row (a webhook event).
+    pub student_id: Option<StudentId>,
+    pub student_no: Option<String>,
     pub channel: String,
     pub kind: String,
     pub title: String,
     pub attempts: i64,
     pub last_error: Option<String>,
     pub dead_at: i64,
+}
+
+/// A school's webhook: where its events go and how the last deliveries went.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Webhook {
+    pub school_id: SchoolId,
+    pub url: String,
+    /// The signing secret, sealed: kept out of any JSON this struct is written to.
+    #[serde(skip)]
+    pub secret_cipher: Vec<u8>,
+    pub created_at: i64,
+    pub last_delivered_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -664,17 +699,19 @@ fn submission_row(r: &AnyRow) -> Result<Submission> {
 fn outbox_row(r: &AnyRow) -> Result<OutboxItem> {
     Ok(OutboxItem {
         id: OutboxId(r.try_get("id")?),
-        student_id: StudentId(r.try_get("student_id")?),
+        student_id: r.try_get::<Option<i64>, _>("student_id")?.map(StudentId),
+        school_id: r.try_get::<Option<i64>, _>("school_id")?.map(SchoolId),
         channel: r.try_get("channel")?,
         kind: r.try_get("kind")?,
         title: r.try_get("title")?,
         body: r.try_get("body")?,
         payload: r.try_get("payload")?,
         attempts: r.try_get("attempts")?,
+        created_at: r.try_get("created_at")?,
     })
 }
 
-const OUTBOX_COLUMNS: &str = "id, student_id, channel, kind, title, body, payload, attempts";
+const OUTBOX_COLUMNS: &str = "id, student_id, school_id, channel, kind, title, body, payload, attempts, created_at";
 
 const PAYMENT_COLUMNS: &str = "p.id, p.student_id, p.amount_cents, p.provider, p.status, p.reference, \
      p.out_trade_no, p.prepay_id, p.prepay_expires_at, p.transaction_id, p.refund_no, p.created_at, p.paid_at, \
@@ -1690,7 +1727,7 @@ impl Db {
     }
 
     /// Approves the submission of `photo` (not a photo that replaced it meanwhile), with the registered file, and
-    /// queues the student's notice, in one transaction.
+    /// queues the student's notice and the school's `event`, in one transaction.
     pub async fn approve(
         &self,
         id: SubmissionId,
@@ -1698,6 +1735,7 @@ impl Db {
         reviewer: StaffId,
         registered: &BlobMeta,
         notice: &Notice<'_>,
+        event: Option<&Event<'_>>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         insert_blob(&mut tx, "registered", registered).await?;
@@ -1716,9 +1754,15 @@ impl Db {
             return Err(DbError::State);
         }
         enqueue(&mut tx, id, notice).await?;
+        enqueue_event(&mut tx, event).await?;
         tx.commit().await
     }
 
+    /// Rejects the submission of `photo` with rule-id `reasons` and a `note`, and queues the student's notice and the
+    /// school's `event`, in one transaction.
+    // The decision's parts, each a column or a row of this one transaction: a struct for its only caller would just
+    // rename them.
+    #[allow(clippy::too_many_arguments)]
     pub async fn reject(
         &self,
         id: SubmissionId,
@@ -1727,6 +1771,7 @@ impl Db {
         reasons: &str,
         note: &str,
         notice: &Notice<'_>,
+        event: Option<&Event<'_>>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
@@ -1745,6 +1790,7 @@ impl Db {
             return Err(DbError::State);
         }
         enqueue(&mut tx, id, notice).await?;
+        enqueue_event(&mut tx, event).await?;
         tx.commit().await
     }
 
@@ -1780,8 +1826,13 @@ impl Db {
             .collect()
     }
 
-    /// Marks exported and tells each student, once the archive has been written whole.
-    pub async fn mark_exported(&self, ids: &[SubmissionId], notice: &Notice<'_>) -> Result<()> {
+    /// Marks exported and tells each student, and the school (`event`), once the archive has been written whole.
+    pub async fn mark_exported(
+        &self,
+        ids: &[SubmissionId],
+        notice: &Notice<'_>,
+        event: Option<&Event<'_>>,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let now = now_ms();
         for id in ids {
@@ -1796,8 +1847,26 @@ impl Db {
                 enqueue(&mut tx, *id, notice).await?;
             }
         }
+        enqueue_event(&mut tx, event).await?;
         tx.commit().await
     }
+}
+
+/// Queues `event` for its school's webhook, if the school has one: the row is written, or not, by the same
+/// statement that looks, so a webhook removed meanwhile gets nothing.
+async fn enqueue_event(tx: &mut Tx<'_>, event: Option<&Event<'_>>) -> Result<()> {
+    let Some(event) = event else { return Ok(()) };
+    sqlx::query(
+        "INSERT INTO outbox (school_id, channel, kind, title, body, payload, next_attempt_at, created_at) \
+         SELECT school_id, 'webhook', $1, $1, '', $2, $3, $3 FROM webhooks WHERE school_id = $4",
+    )
+    .bind(event.kind)
+    .bind(event.payload)
+    .bind(now_ms())
+    .bind(event.school.0)
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(())
 }
 
 /// Queues `notice` for the student of `submission`: always in the site's inbox, and on WeChat too when the student
@@ -2015,12 +2084,12 @@ impl Db {
         Ok(())
     }
 
-    /// Messages given up on, of `school`'s students, newest first.
+    /// Messages given up on, of `school`'s students and of the school itself (webhook events), newest first.
     pub async fn dead_letters(&self, school: SchoolId, limit: i64) -> Result<Vec<DeadLetter>> {
         let rows = sqlx::query(
             "SELECT o.id, o.student_id, st.student_no, o.channel, o.kind, o.title, o.attempts, o.last_error, \
-             o.dead_at FROM outbox o JOIN students st ON st.id = o.student_id \
-             WHERE st.school_id = $1 AND o.dead_at IS NOT NULL AND o.delivered_at IS NULL \
+             o.dead_at FROM outbox o LEFT JOIN students st ON st.id = o.student_id \
+             WHERE (st.school_id = $1 OR o.school_id = $1) AND o.dead_at IS NOT NULL AND o.delivered_at IS NULL \
              ORDER BY o.dead_at DESC, o.id DESC LIMIT $2",
         )
         .bind(school.0)
@@ -2031,7 +2100,7 @@ impl Db {
             .map(|r| {
                 Ok(DeadLetter {
                     id: OutboxId(r.try_get("id")?),
-                    student_id: StudentId(r.try_get("student_id")?),
+                    student_id: r.try_get::<Option<i64>, _>("student_id")?.map(StudentId),
                     student_no: r.try_get("student_no")?,
                     channel: r.try_get("channel")?,
                     kind: r.try_get("kind")?,
@@ -2050,7 +2119,7 @@ impl Db {
         let done = sqlx::query(
             "UPDATE outbox SET dead_at = NULL, attempts = 0, next_attempt_at = $1, lease_until = 0 WHERE id = $2 \
              AND dead_at IS NOT NULL AND delivered_at IS NULL \
-             AND student_id IN (SELECT id FROM students WHERE school_id = $3)",
+             AND (school_id = $3 OR student_id IN (SELECT id FROM students WHERE school_id = $3))",
         )
         .bind(now_ms())
         .bind(id.0)
@@ -2062,7 +2131,8 @@ impl Db {
         }
         // Not another school's row (NotFound), but one that is no dead letter (delivered, or still being tried).
         let ours = sqlx::query(
-            "SELECT 1 AS one FROM outbox o JOIN students s ON s.id = o.student_id WHERE o.id = $1 AND s.school_id = $2",
+            "SELECT 1 AS one FROM outbox o LEFT JOIN students s ON s.id = o.student_id \
+             WHERE o.id = $1 AND (s.school_id = $2 OR o.school_id = $2)",
         )
         .bind(id.0)
         .bind(school.0)
@@ -2092,11 +2162,12 @@ impl Db {
 
     /// The in-site channel: a notification row, once per outbox item however often delivery is retried.
     pub async fn notify_in_site(&self, item: &OutboxItem) -> Result<()> {
+        let Some(student) = item.student_id else { return Err(DbError::State) };
         sqlx::query(
             "INSERT INTO notifications (student_id, outbox_id, title, body, created_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (outbox_id) DO NOTHING",
         )
-        .bind(item.student_id.0)
+        .bind(student.0)
         .bind(item.id.0)
         .bind(&item.title)
         .bind(&item.body)
@@ -2123,6 +2194,78 @@ impl Db {
                 })
             })
             .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Webhooks
+// ---------------------------------------------------------------------------------------------------------------
+
+fn webhook_row(r: &AnyRow) -> Result<Webhook> {
+    Ok(Webhook {
+        school_id: SchoolId(r.try_get("school_id")?),
+        url: r.try_get("url")?,
+        secret_cipher: r.try_get("secret_cipher")?,
+        created_at: r.try_get("created_at")?,
+        last_delivered_at: r.try_get("last_delivered_at")?,
+        last_error: r.try_get("last_error")?,
+        last_error_at: r.try_get("last_error_at")?,
+    })
+}
+
+impl Db {
+    /// Registers `school`'s webhook, or replaces its URL and sealed secret: a new registration, so what the last
+    /// deliveries did is forgotten. Events queued before are delivered to the URL and with the secret of the time
+    /// they are sent.
+    pub async fn set_webhook(&self, school: SchoolId, url: &str, secret_cipher: &[u8]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO webhooks (school_id, url, secret_cipher, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (school_id) DO UPDATE SET url = $2, secret_cipher = $3, created_at = $4, \
+             last_delivered_at = NULL, last_error = NULL, last_error_at = NULL",
+        )
+        .bind(school.0)
+        .bind(url)
+        .bind(secret_cipher.to_vec())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn webhook(&self, school: SchoolId) -> Result<Option<Webhook>> {
+        let r = sqlx::query("SELECT * FROM webhooks WHERE school_id = $1")
+            .bind(school.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(webhook_row).transpose()
+    }
+
+    /// Removes `school`'s webhook; events still queued for it are then dropped when their turn comes. Returns
+    /// whether there was one.
+    pub async fn delete_webhook(&self, school: SchoolId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM webhooks WHERE school_id = $1").bind(school.0).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Notes a delivery the receiver accepted.
+    pub async fn webhook_delivered(&self, school: SchoolId) -> Result<()> {
+        sqlx::query("UPDATE webhooks SET last_delivered_at = $1 WHERE school_id = $2")
+            .bind(now_ms())
+            .bind(school.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Notes a failed delivery (the outbox row keeps its own error for the retry or the dead letter).
+    pub async fn webhook_failed(&self, school: SchoolId, error: &str) -> Result<()> {
+        sqlx::query("UPDATE webhooks SET last_error = $1, last_error_at = $2 WHERE school_id = $3")
+            .bind(error)
+            .bind(now_ms())
+            .bind(school.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 
@@ -2353,6 +2496,10 @@ impl Db {
                 "SELECT id, subject_cipher AS cipher FROM bindings WHERE channel = 'wechat' \
                  AND subject_cipher IS NOT NULL AND id > $1 ORDER BY id LIMIT $2"
             }
+            SealedKind::WebhookSecret => {
+                "SELECT school_id AS id, school_id, secret_cipher AS cipher FROM webhooks WHERE school_id > $1 \
+                 ORDER BY school_id LIMIT $2"
+            }
         };
         let rows = sqlx::query(sql).bind(after).bind(limit).fetch_all(&self.pool).await?;
         rows.iter()
@@ -2360,7 +2507,10 @@ impl Db {
                 let id_number = kind == SealedKind::IdNumber;
                 Ok(SealedValue {
                     row: r.try_get("id")?,
-                    school_id: if id_number { Some(SchoolId(r.try_get("school_id")?)) } else { None },
+                    school_id: match kind {
+                        SealedKind::IdNumber | SealedKind::WebhookSecret => Some(SchoolId(r.try_get("school_id")?)),
+                        SealedKind::Openid => None,
+                    },
                     kind: if id_number { r.try_get("id_kind")? } else { String::new() },
                     cipher: r.try_get("cipher")?,
                 })
@@ -2374,6 +2524,9 @@ impl Db {
         let sql = match kind {
             SealedKind::IdNumber => "UPDATE students SET id_cipher = $1 WHERE id = $2 AND id_cipher = $3",
             SealedKind::Openid => "UPDATE bindings SET subject_cipher = $1 WHERE id = $2 AND subject_cipher = $3",
+            SealedKind::WebhookSecret => {
+                "UPDATE webhooks SET secret_cipher = $1 WHERE school_id = $2 AND secret_cipher = $3"
+            }
         };
         let r = sqlx::query(sql).bind(new.to_vec()).bind(row).bind(old.to_vec()).execute(&self.pool).await?;
         Ok(r.rows_affected() == 1)

@@ -3,7 +3,8 @@
 
 use gradphoto_store::blob::{BlobKey, BlobStore, LocalStore, sha256_hex};
 use gradphoto_store::db::{
-    Backend, BindOutcome, BlobMeta, Confirm, NewPhoto, NewSchool, Notice, PayStatus, Role, Status, StudentUpsert,
+    Backend, BindOutcome, BlobMeta, Confirm, Event, NewPhoto, NewSchool, Notice, PayStatus, Role, SealedKind, Status,
+    StudentUpsert,
 };
 use gradphoto_store::recover::recover;
 use gradphoto_store::{Db, DbError, SchoolId, StudentId, Vault};
@@ -146,17 +147,17 @@ async fn repository(db: Db) {
     // Decisions: only once, only on the photo reviewed; each queues one notice.
     db.open_for_review(sub, staff).await.unwrap();
     assert!(matches!(
-        db.approve(sub, first.photo, staff, &blob("registered", b"r0"), &notice("approved")).await,
+        db.approve(sub, first.photo, staff, &blob("registered", b"r0"), &notice("approved"), None).await,
         Err(DbError::State)
     ));
-    db.reject(sub, photo.id, staff, "background.color", "", &notice("rejected")).await.unwrap();
-    assert!(matches!(db.reject(sub, photo.id, staff, "x", "", &notice("rejected")).await, Err(DbError::State)));
+    db.reject(sub, photo.id, staff, "background.color", "", &notice("rejected"), None).await.unwrap();
+    assert!(matches!(db.reject(sub, photo.id, staff, "x", "", &notice("rejected"), None).await, Err(DbError::State)));
     // A rejected photo comes back only as a new upload.
     assert!(matches!(db.submit(&photo, true, &notice("submitted")).await, Err(DbError::State)));
     let third = db.photo(db.record_upload(&up("c")).await.unwrap().photo).await.unwrap();
     assert_eq!(db.submit(&third, true, &notice("submitted")).await.unwrap(), sub);
     let registered = blob("registered", b"r");
-    db.approve(sub, third.id, staff, &registered, &notice("approved")).await.unwrap();
+    db.approve(sub, third.id, staff, &registered, &notice("approved"), None).await.unwrap();
     // Approved is final: the same photo again changes nothing, another photo is refused.
     assert_eq!(db.submit(&third, true, &notice("submitted")).await.unwrap(), sub);
     assert_eq!(db.submission(sub).await.unwrap().status, Status::Approved);
@@ -165,7 +166,7 @@ async fn repository(db: Db) {
     assert_eq!(db.exportable(school, None, false).await.unwrap().len(), 1);
     assert_eq!(db.exportable(school, Some("数学学院"), false).await.unwrap().len(), 1);
     assert_eq!(db.exportable(school, Some("物理学院"), false).await.unwrap().len(), 0);
-    db.mark_exported(&[sub], &notice("exported")).await.unwrap();
+    db.mark_exported(&[sub], &notice("exported"), None).await.unwrap();
     assert_eq!(db.submission(sub).await.unwrap().status, Status::Exported);
     assert!(db.exportable(school, None, false).await.unwrap().is_empty());
     assert_eq!(db.exportable(school, None, true).await.unwrap().len(), 1);
@@ -461,7 +462,7 @@ async fn wechat(db: Db) {
     }
     let due = db.due_outbox(100).await.unwrap();
     let of = |st: StudentId| {
-        let mut c: Vec<_> = due.iter().filter(|d| d.student_id == st).map(|d| d.channel.clone()).collect();
+        let mut c: Vec<_> = due.iter().filter(|d| d.student_id == Some(st)).map(|d| d.channel.clone()).collect();
         c.sort();
         c
     };
@@ -476,7 +477,7 @@ async fn wechat(db: Db) {
     assert_eq!(db.outbox_pending().await.unwrap(), 2);
     let dead = db.dead_letters(school, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
-    assert_eq!((dead[0].id, dead[0].student_no.as_str(), dead[0].channel.as_str()), (wx.id, "1", "wechat"));
+    assert_eq!((dead[0].id, dead[0].student_no.as_deref(), dead[0].channel.as_str()), (wx.id, Some("1"), "wechat"));
     assert_eq!((dead[0].attempts, dead[0].last_error.as_deref()), (1, Some("43004 not subscribed")));
     assert!(dead[0].dead_at >= now);
     assert!(db.dead_letters(other, 10).await.unwrap().is_empty());
@@ -517,7 +518,7 @@ async fn wechat(db: Db) {
     assert_eq!(db.confirm_payment("T9", "tx9", 2000, &paid_notice).await.unwrap(), Confirm::UnknownOrder);
     let db = &db;
     let notices_of = |st: StudentId| async move {
-        db.due_outbox(1000).await.unwrap().into_iter().filter(|d| d.student_id == st).collect::<Vec<_>>()
+        db.due_outbox(1000).await.unwrap().into_iter().filter(|d| d.student_id == Some(st)).collect::<Vec<_>>()
     };
     assert!(notices_of(s[5]).await.is_empty(), "nothing while unpaid");
     assert_eq!(db.confirm_payment("T1", "tx1", 2000, &paid_notice).await.unwrap(), Confirm::Paid(s[5]));
@@ -587,6 +588,96 @@ async fn wechat_on_sqlite() {
 #[tokio::test]
 async fn wechat_on_postgres() {
     wechat(postgres().await).await;
+}
+
+/// Webhooks: one per school, rotated in place; events are queued with the decision only for a school that has one,
+/// as school rows (no student) that the claim, the dead letters and the resend handle like the students' rows.
+async fn webhooks(db: Db) {
+    let vault = Vault::from_base64(&Vault::generate_key(), &Vault::generate_key()).unwrap();
+    let quiet = school(&db, "nku", "南开大学").await;
+    let school = school(&db, "sjtu", "上海交通大学").await;
+    db.import_students(school, &[roster_row(&vault, "1", "甲", "W1"), roster_row(&vault, "2", "乙", "W2")])
+        .await
+        .unwrap();
+    db.import_students(quiet, &[roster_row(&vault, "1", "丙", "Q1")]).await.unwrap();
+    let staff = db.create_staff("w-rev", Role::Reviewer, Some(school), "hash").await.unwrap();
+
+    assert!(db.webhook(school).await.unwrap().is_none());
+    db.set_webhook(school, "https://a.example/hook", b"sealed-1").await.unwrap();
+    db.webhook_failed(school, "HTTP 500").await.unwrap();
+    db.set_webhook(school, "https://b.example/hook", b"sealed-2").await.unwrap();
+    let w = db.webhook(school).await.unwrap().unwrap();
+    assert_eq!((w.url.as_str(), w.secret_cipher.as_slice()), ("https://b.example/hook", &b"sealed-2"[..]));
+    assert_eq!((w.last_error.as_deref(), w.last_delivered_at), (None, None), "a new registration starts afresh");
+    assert!(!serde_json::to_string(&w).unwrap().contains("secret"), "the sealed secret is never serialised");
+    let sealed = db.sealed_values(SealedKind::WebhookSecret, 0, 10).await.unwrap();
+    assert_eq!((sealed.len(), sealed[0].row, sealed[0].school_id), (1, school.0, Some(school)));
+    assert!(db.reseal(SealedKind::WebhookSecret, school.0, b"sealed-2", b"sealed-3").await.unwrap());
+    assert!(!db.reseal(SealedKind::WebhookSecret, school.0, b"sealed-2", b"sealed-4").await.unwrap(), "changed");
+
+    // A decision of each school: the one with a webhook gets an event row, the other none.
+    let mut subs = Vec::new();
+    for (sch, no) in [(school, "1"), (school, "2"), (quiet, "1")] {
+        let st = db.student_by_no(sch, no).await.unwrap().unwrap();
+        let photo_type = db.photo_types(sch).await.unwrap()[0].id;
+        let up = NewPhoto {
+            student: st.id,
+            photo_type,
+            original: blob("original", no.as_bytes()),
+            annotated: None,
+            verdict: "pass".into(),
+            failing: String::new(),
+            report: "{}".into(),
+            checked: true,
+        };
+        let photo = db.photo(db.record_upload(&up).await.unwrap().photo).await.unwrap();
+        subs.push((sch, db.submit(&photo, true, &notice("submitted")).await.unwrap(), photo.id));
+    }
+    for (sch, sub, photo) in &subs {
+        let event = Event { school: *sch, kind: "submission.rejected", payload: r#"{"data":{}}"# };
+        db.reject(*sub, *photo, staff, "background.color", "", &notice("rejected"), Some(&event)).await.unwrap();
+    }
+    let due = db.due_outbox(100).await.unwrap();
+    let hooks: Vec<_> = due.iter().filter(|d| d.channel == "webhook").collect();
+    assert_eq!(hooks.len(), 2, "two decisions of the school with a webhook, none of the other: {due:?}");
+    assert!(hooks.iter().all(|h| h.school_id == Some(school) && h.student_id.is_none()));
+    assert_eq!((hooks[0].kind.as_str(), hooks[0].payload.as_str()), ("submission.rejected", r#"{"data":{}}"#));
+    assert!(due.iter().filter(|d| d.channel == "site").all(|d| d.student_id.is_some() && d.school_id.is_none()));
+
+    // A school row is claimed, given up, listed for its school only and resent like any other.
+    let claimed = db.claim_outbox("n1", 100, 60_000).await.unwrap();
+    assert!(claimed.iter().any(|c| c.id == hooks[0].id));
+    db.outbox_failed(hooks[0].id, "HTTP 410", None).await.unwrap();
+    let dead = db.dead_letters(school, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].id, dead[0].student_id, dead[0].student_no.as_deref()), (hooks[0].id, None, None));
+    assert!(db.dead_letters(quiet, 10).await.unwrap().is_empty());
+    assert!(matches!(db.outbox_resend(hooks[0].id, quiet).await, Err(DbError::NotFound)), "another school's row");
+    db.outbox_resend(hooks[0].id, school).await.unwrap();
+    assert!(matches!(db.outbox_resend(hooks[0].id, school).await, Err(DbError::State)), "no longer dead");
+    assert!(db.due_outbox(100).await.unwrap().iter().any(|d| d.id == hooks[0].id), "due again");
+    assert!(matches!(db.notify_in_site(&db.outbox_item(hooks[0].id).await.unwrap()).await, Err(DbError::State)));
+
+    // Deliveries are noted; a removed webhook gets no more events.
+    db.webhook_delivered(school).await.unwrap();
+    assert!(db.webhook(school).await.unwrap().unwrap().last_delivered_at.is_some());
+    assert!(db.delete_webhook(school).await.unwrap());
+    assert!(!db.delete_webhook(school).await.unwrap());
+    let before = db.due_outbox(100).await.unwrap().len();
+    let event = Event { school, kind: "export.created", payload: "{}" };
+    db.mark_exported(&[], &notice("exported"), Some(&event)).await.unwrap();
+    assert_eq!(db.due_outbox(100).await.unwrap().len(), before);
+}
+
+#[tokio::test]
+async fn webhooks_on_sqlite() {
+    let (db, _dir) = sqlite().await;
+    webhooks(db).await;
+}
+
+#[tokio::test]
+async fn webhooks_on_postgres() {
+    webhooks(postgres().await).await;
 }
 
 /// Many nodes on one database: outbox rows are claimed by one node at a time (concurrent claims get disjoint rows),

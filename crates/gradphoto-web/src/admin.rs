@@ -1,5 +1,6 @@
 //! Admins: schools (super-admin), and for a school its progress, roster import, staff, fees, device bindings,
-//! the export of approved registered photos, and the audit log. A school admin sees only their own school.
+//! the export of approved registered photos, its webhook (`crate::webhooks`), and the audit log. A school admin
+//! sees only their own school.
 
 use std::io::Write;
 
@@ -8,10 +9,11 @@ use axum::extract::{Form, Multipart, Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use gradphoto_core::{Message, Rule};
-use gradphoto_store::db::{NewSchool, Notice, Role, StudentUpsert};
+use gradphoto_store::db::{Event, NewSchool, Notice, Role, StudentUpsert};
 use gradphoto_store::{SchoolId, StudentId};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::answers::{RosterImport, RosterLineError, SchoolState, SchoolSummary, Schools};
 use crate::auth::{self, StaffSession};
@@ -145,19 +147,23 @@ pub struct Shown {
     pub q: Option<String>,
     pub import: Option<RosterImport>,
     pub new_token: Option<crate::answers::NewToken>,
+    /// A line of news at the top (a webhook's secret, this once).
+    pub message: Option<String>,
 }
 
 pub async fn render_school(state: &AppState, s: &StaffSession, id: SchoolId, shown: Shown) -> AppResult<Response> {
-    let Shown { q, import, new_token } = shown;
+    let Shown { q, import, new_token, message } = shown;
     let q = q.as_deref();
     let school = state.db.school(id).await?;
     let progress = state.db.progress(id).await?;
     let tokens: Vec<crate::answers::TokenView> =
         state.db.api_tokens(id).await?.iter().map(crate::tokens::view).collect();
+    // Where events go and how the last deliveries went; the secret is never shown again (`Webhook` leaves it out).
+    let webhook = state.db.webhook(id).await?;
     if wants_json() {
         let dead = state.db.dead_letters(id, 50).await?;
         let payments = state.db.payments_of_school(id, 50).await?;
-        let answer = SchoolState { school, progress, import, dead_letters: dead, payments, tokens };
+        let answer = SchoolState { school, progress, import, dead_letters: dead, payments, tokens, webhook };
         return Ok(axum::Json(answer).into_response());
     }
     let total = progress.students.max(1);
@@ -208,9 +214,9 @@ pub async fn render_school(state: &AppState, s: &StaffSession, id: SchoolId, sho
     let closes = school.closes_at.map(|t| crate::views::datetime(Some(t - 1))[..10].to_string());
     let data = json!({ "types": types, "opens": opens, "closes": closes, "school": school, "progress": progress, "statuses": statuses, "rules": rules,
         "not_submitted_pct": pct(progress.not_submitted, total), "found": found, "q": q, "staff": staff,
-        "audit": audit, "import": import, "dead": dead, "payments": payments,
+        "audit": audit, "import": import, "message": message, "dead": dead, "payments": payments,
         "tokens": tokens, "new_token": new_token, "scopes": scope_choices(),
-        "wechat_pay": state.wechat.as_ref().is_some_and(|w| w.pay.is_some()) });
+        "wechat_pay": state.wechat.as_ref().is_some_and(|w| w.pay.is_some()), "webhook": webhook });
     Ok(state.views.render("school.html", merge(staff_ctx(s), data))?.into_response())
 }
 
@@ -480,14 +486,17 @@ pub struct ExportQuery {
     again: bool,
 }
 
-/// Sends chunks of the archive to the response as they are written.
+/// Sends chunks of the archive to the response as they are written, and hashes them on the way (the webhook's
+/// `export.created` names the archive by its SHA-256).
 struct ChannelWriter {
     tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
     buf: Vec<u8>,
+    sha256: Sha256,
 }
 
 impl Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.sha256.update(data);
         self.buf.extend_from_slice(data);
         if self.buf.len() >= 256 * 1024 {
             self.flush()?;
@@ -527,9 +536,10 @@ pub async fn export(
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let worker_state = state.clone();
     let runtime = tokio::runtime::Handle::current();
+    let school_code = school.code.clone();
     tokio::task::spawn_blocking(move || {
         let state = worker_state;
-        let mut writer = ChannelWriter { tx: tx.clone(), buf: Vec::new() };
+        let mut writer = ChannelWriter { tx: tx.clone(), buf: Vec::new(), sha256: Sha256::new() };
         let result = (|| -> Result<Vec<gradphoto_store::SubmissionId>, String> {
             let mut zip = zip::ZipWriter::new_stream(&mut writer);
             let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
@@ -574,7 +584,11 @@ pub async fn export(
                     body: "您的注册照片已提交学籍学历注册。Your photo was sent to the registry.",
                     payload: r#"{"kind":"exported"}"#,
                 };
-                if runtime.block_on(state.db.mark_exported(&ids, &notice)).is_ok() {
+                let sha256 = format!("{:x}", writer.sha256.finalize());
+                let data = json!({ "photos": ids.len(), "sha256": sha256, "college": college, "again": q.again });
+                let payload = crate::webhooks::payload(&school_code, crate::webhooks::EXPORTED, data);
+                let event = Event { school: id, kind: crate::webhooks::EXPORTED, payload: &payload };
+                if runtime.block_on(state.db.mark_exported(&ids, &notice, Some(&event))).is_ok() {
                     state.outbox_wake.notify_one();
                 }
             }

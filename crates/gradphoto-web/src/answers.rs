@@ -6,6 +6,7 @@
 use gradphoto_core::{Message, Report};
 use gradphoto_store::db::{
     DeadLetter, Notification, Payment, Photo, PhotoType, Progress, QueueItem, Region, Role, School, Status, Submission,
+    Webhook,
 };
 use gradphoto_store::{ApiTokenId, PhotoTypeId, SchoolId, StaffId, SubmissionId};
 use schemars::JsonSchema;
@@ -212,6 +213,32 @@ pub struct SchoolState {
     pub payments: Vec<Payment>,
     /// The school's API tokens (never their secrets).
     pub tokens: Vec<TokenView>,
+    /// Where the school's events go, and how the last deliveries went (never the secret).
+    pub webhook: Option<Webhook>,
+}
+
+/// `POST /admin/schools/{school}/webhook`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct WebhookRegistered {
+    pub webhook: NewWebhook,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct NewWebhook {
+    pub url: String,
+    /// The HMAC-SHA256 signing secret (`x-gradphoto-signature`): shown this once (docs/webhooks.md).
+    pub secret: String,
+}
+
+/// `POST /admin/schools/{school}/webhook/delete`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct WebhookDeleted {
+    pub ok: bool,
+    /// Whether there was one to remove.
+    pub removed: bool,
 }
 
 /// An API token as lists show it: never its secret (which is not kept) or its hash.

@@ -78,6 +78,30 @@ pub struct Config {
     /// The photo partner's WeChat official account (`[wechat]`): sign-in and binding, template messages, and
     /// with `[wechat.pay]` WeChat Pay. Default none: WeChat is off, students bind to a browser and pay offline.
     pub wechat: Option<WechatConfig>,
+    /// How events are delivered to the schools' webhooks (`[webhooks]`, docs/webhooks.md).
+    pub webhooks: WebhookConfig,
+}
+
+/// `[webhooks]`: delivering events to the URL a school registered. Every field has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Seconds one delivery may take, connecting included; a receiver slower than this counts as failed and is
+    /// tried again after the backoff. Default 10, at most 60 (a claimed row's lease must outlast its deliveries).
+    pub timeout_secs: u64,
+    /// Also accept plain `http://` URLs on this machine (`http://127.0.0.1…`, `http://localhost…`,
+    /// `http://[::1]…`), for a receiver installed beside the service (on-site installs, tests); every other URL
+    /// must be `https://`. Default false; env `GRADPHOTO_WEBHOOK_LOOPBACK_HTTP`.
+    pub allow_loopback_http: bool,
+    /// The proxy deliveries go through (`http://proxy.example:3128`). Default none: deliveries connect directly,
+    /// whatever `HTTP(S)_PROXY` says, so a proxy meant for something else never sees the events.
+    pub proxy: Option<String>,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig { timeout_secs: 10, allow_loopback_http: false, proxy: None }
+    }
 }
 
 /// A value that must never reach a log: `Debug` prints an ellipsis.
@@ -208,6 +232,7 @@ impl Default for Config {
             recovery_grace_secs: None,
             seal_keys: None,
             wechat: None,
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -263,6 +288,9 @@ impl Config {
         }
         if let Some(v) = env_parse("GRADPHOTO_RECOVERY_GRACE_SECS")? {
             config.recovery_grace_secs = Some(v);
+        }
+        if let Some(v) = env_parse("GRADPHOTO_WEBHOOK_LOOPBACK_HTTP")? {
+            config.webhooks.allow_loopback_http = v;
         }
         if let Some(w) = config.wechat.as_mut() {
             if let Some(v) = env_parse::<String>("GRADPHOTO_WECHAT_SECRET")? {

@@ -24,6 +24,7 @@ pub mod student;
 pub mod tokens;
 pub mod uploads;
 pub mod views;
+pub mod webhooks;
 pub mod wechat;
 pub mod worker;
 
@@ -62,6 +63,8 @@ pub enum StartError {
     Seal(String),
     #[error("WeChat: {0}")]
     Wechat(String),
+    #[error("webhooks: {0}")]
+    Webhooks(String),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
 }
@@ -110,6 +113,7 @@ pub async fn open(data: &Path, config: Config) -> Result<AppState, StartError> {
         Some(w) => Some(Arc::new(wechat::WeChat::open(w, data).map_err(StartError::Wechat)?)),
         None => None,
     };
+    let webhook_http = webhooks::client(&config.webhooks).map_err(StartError::Webhooks)?;
     Ok(AppState(Arc::new(Inner {
         vault: secrets.vault(),
         db,
@@ -130,6 +134,7 @@ pub async fn open(data: &Path, config: Config) -> Result<AppState, StartError> {
         upload_bodies: Arc::new(tokio::sync::Semaphore::new(config.upload_bodies.max(1))),
         fresh: fresh::FreshOriginals::new(if config.check_workers() > 0 { fresh::KEEP_BYTES } else { 0 }),
         wechat,
+        webhook_http,
         config,
     })))
 }
@@ -177,6 +182,8 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/wechat/oauth") => get(wechat::oauth_callback),
         ("POST", "/wechat/pay/notify") => post(wechat::pay_notify),
         ("POST", "/me/pay/wechat") => post(wechat::pay_start),
+        ("POST", "/admin/schools/{school}/webhook") => post(webhooks::register),
+        ("POST", "/admin/schools/{school}/webhook/delete") => post(webhooks::delete),
         // The table and this match are one list in two halves; a route in one only is a bug found at start-up.
         other => panic!("no handler for {other:?}"),
     }

@@ -1,6 +1,6 @@
 //! Reviewers: a school's queue in submit order, one photo at a time with the original, the annotated picture and
 //! the automatic findings; approve (normalise, seal, store the registered file) or reject with rule-coded reasons.
-//! Every decision queues the student's notice in the same transaction.
+//! Every decision queues the student's notice, and the school's webhook event, in the same transaction.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -8,8 +8,8 @@ use gradphoto_core::normalise::{self, FixError, FixOptions};
 use gradphoto_core::seal::Identity;
 use gradphoto_core::{CheckOptions, Message, Report, Rule};
 use gradphoto_store::blob::sha256_hex;
-use gradphoto_store::db::{BlobMeta, Notice, Role, Status};
-use gradphoto_store::{BlobKey, PhotoId, SchoolId, SubmissionId};
+use gradphoto_store::db::{BlobMeta, Event, Notice, Role, Status};
+use gradphoto_store::{BlobKey, PhotoId, PhotoTypeId, SchoolId, SubmissionId};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -140,6 +140,7 @@ pub async fn approve(
     let photo = state.db.photo(item.submission.photo_id).await?;
     let student = state.db.student(item.submission.student_id).await?;
     let school = state.db.school(student.school_id).await?;
+    let photo_type = photo_type_code(&state, school.id, item.submission.photo_type_id).await?;
     let context = crate::public::id_context(student.school_id, &student.id_kind);
     let id_number = state.vault.open(&context, &student.id_cipher).map_err(AppError::internal)?;
     let identity = Identity { id_number, student_no: student.student_no.clone(), school: school.code.clone() };
@@ -176,7 +177,12 @@ pub async fn approve(
         body: "您的学历照片已审核通过，已生成注册照片。Your photo was approved.",
         payload: &payload,
     };
-    if let Err(e) = state.db.approve(item.submission.id, photo.id, s.staff.id, &registered, &notice).await {
+    let data = json!({ "submission": item.submission.id, "student_no": student.student_no,
+        "photo_type": photo_type });
+    let event_payload = crate::webhooks::payload(&school.code, crate::webhooks::APPROVED, data);
+    let event = Event { school: school.id, kind: crate::webhooks::APPROVED, payload: &event_payload };
+    let approved = state.db.approve(item.submission.id, photo.id, s.staff.id, &registered, &notice, Some(&event));
+    if let Err(e) = approved.await {
         let _ = state.store.discard(&registered.key).await;
         return Err(e.into());
     }
@@ -192,6 +198,12 @@ pub async fn approve(
             bytes: Some(fixed.jpeg.len()),
         },
     ))
+}
+
+/// The code of a photo type (`degree`, …), for the webhook events: a school's systems know its types by code.
+async fn photo_type_code(state: &AppState, school: SchoolId, id: PhotoTypeId) -> AppResult<String> {
+    let types = state.db.photo_types(school).await?;
+    Ok(types.into_iter().find(|t| t.id == id).map(|t| t.code).unwrap_or_default())
 }
 
 fn fix_failure(e: &FixError) -> Message {
@@ -249,7 +261,16 @@ pub async fn reject(
         "at": gradphoto_store::now_ms() })
     .to_string();
     let notice = Notice { kind: "rejected", title: "照片审核未通过", body: &body, payload: &payload };
-    state.db.reject(item.submission.id, PhotoId(d.photo), s.staff.id, &reasons.join(","), &note, &notice).await?;
+    let school = state.db.school(item.school_id).await?;
+    let photo_type = photo_type_code(&state, school.id, item.submission.photo_type_id).await?;
+    let data = json!({ "submission": item.submission.id, "student_no": item.student_no, "photo_type": photo_type,
+        "reasons": reasons, "note": note });
+    let event_payload = crate::webhooks::payload(&school.code, crate::webhooks::REJECTED, data);
+    let event = Event { school: school.id, kind: crate::webhooks::REJECTED, payload: &event_payload };
+    state
+        .db
+        .reject(item.submission.id, PhotoId(d.photo), s.staff.id, &reasons.join(","), &note, &notice, Some(&event))
+        .await?;
     state.outbox_wake.notify_one();
     state
         .db

@@ -94,6 +94,8 @@ routes! {
     "GET" "/wechat/oauth" Anyone [] None, "WeChat web-authorisation callback (`code`, `state`): binds or signs in the WeChat user";
     "POST" "/wechat/pay/notify" Anyone [] Some("wechatpay"), "WeChat Pay notification (signed `Wechatpay-*` headers, AEAD_AES_256_GCM resource); answers 204, or 4xx/5xx `{code: FAIL, message}`";
     "POST" "/me/pay/wechat" Student [] Some("form"), "Create or reuse a WeChat Pay JSAPI order: the `getBrandWCPayRequest` parameters";
+    "POST" "/admin/schools/{school}/webhook" Admin [] Some("form"), "Register or replace the school's webhook (`url`, https): answers `{webhook: {url, secret}}`, the signing secret shown this once";
+    "POST" "/admin/schools/{school}/webhook/delete" Admin [] Some("form"), "Remove the school's webhook; events still queued for it are dropped";
 }
 
 /// The JSON answer of a route, as a schema of `generator` (a `$ref` into `components.schemas`). The types are the
@@ -127,6 +129,8 @@ fn answer_schema(r: &Route, g: &mut SchemaGenerator) -> Option<Schema> {
         ("POST", "/admin/schools/{school}/payments/{payment}/refund") => g.subschema_for::<a::Refunded>(),
         ("POST", "/admin/schools/{school}/tokens") => g.subschema_for::<a::TokenCreated>(),
         ("POST", "/admin/schools/{school}/tokens/{token}/revoke") => g.subschema_for::<a::TokenRevoked>(),
+        ("POST", "/admin/schools/{school}/webhook") => g.subschema_for::<a::WebhookRegistered>(),
+        ("POST", "/admin/schools/{school}/webhook/delete") => g.subschema_for::<a::WebhookDeleted>(),
         ("POST", _) if r.body == Some("form") => g.subschema_for::<a::Done>(),
         _ => return None,
     })

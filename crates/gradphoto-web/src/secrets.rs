@@ -19,7 +19,7 @@ pub enum SecretsError {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Secrets {
-    /// Seals id numbers and openids.
+    /// Seals id numbers, openids and webhook secrets.
     pub id_key: String,
     pub lookup_key: String,
     pub seal_keys: String,
@@ -117,13 +117,13 @@ pub struct Resealed {
     pub unopenable: u64,
 }
 
-/// Re-seals every id number (students) and openid (WeChat bindings) that a previous id key sealed with the current
-/// key, a page at a time; with `write` false it only counts. A row changed meanwhile (a roster import) keeps its
+/// Re-seals every id number (students), openid (WeChat bindings) and webhook secret (schools) that a previous id key
+/// sealed with the current key, a page at a time; with `write` false it only counts. A row changed meanwhile (a roster import) keeps its
 /// new value, which the running service sealed with the current key already.
 pub async fn reseal(db: &Db, vault: &Vault, write: bool) -> Result<Resealed, gradphoto_store::DbError> {
     const PAGE: i64 = 500;
     let mut found = Resealed::default();
-    for kind in [SealedKind::IdNumber, SealedKind::Openid] {
+    for kind in [SealedKind::IdNumber, SealedKind::Openid, SealedKind::WebhookSecret] {
         let mut after = 0;
         loop {
             let page = db.sealed_values(kind, after, PAGE).await?;
@@ -132,6 +132,7 @@ pub async fn reseal(db: &Db, vault: &Vault, write: bool) -> Result<Resealed, gra
             for v in &page {
                 let context = match (kind, v.school_id) {
                     (SealedKind::IdNumber, Some(school)) => crate::public::id_context(school, &v.kind),
+                    (SealedKind::WebhookSecret, Some(school)) => crate::webhooks::secret_context(school),
                     _ => crate::wechat::OPENID_CONTEXT.to_string(),
                 };
                 if vault.opens_with_current(&context, &v.cipher) {

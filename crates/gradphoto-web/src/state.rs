@@ -42,6 +42,8 @@ pub struct Inner {
     pub fresh: crate::fresh::FreshOriginals,
     /// The official account and WeChat Pay, when `[wechat]` is configured.
     pub wechat: Option<Arc<crate::wechat::WeChat>>,
+    /// The client webhook deliveries go through (`crate::webhooks::client`).
+    pub webhook_http: gradphoto_wechat::reqwest::Client,
 }
 
 impl std::ops::Deref for AppState {

@@ -336,7 +336,8 @@ pub async fn message_for(
 ) -> Result<Option<TemplateMessage>, String> {
     let Some(t) = template_for(wx, &item.kind) else { return Ok(None) };
     let payload: serde_json::Value = serde_json::from_str(&item.payload).unwrap_or_default();
-    let student = state.db.student(item.student_id).await.map_err(|e| e.to_string())?;
+    let student = item.student_id.ok_or("a WeChat message without a student")?;
+    let student = state.db.student(student).await.map_err(|e| e.to_string())?;
     let school = state.db.school(student.school_id).await.map_err(|e| e.to_string())?;
     let at = payload["at"].as_i64().unwrap_or_else(now_ms);
     let mut data = std::collections::BTreeMap::new();
@@ -367,7 +368,8 @@ pub async fn message_for(
 /// Delivers one WeChat outbox row.
 pub async fn deliver(state: &AppState, item: &OutboxItem) -> Delivery {
     let Some(wx) = &state.wechat else { return Delivery::Skipped };
-    let cipher = match state.db.wechat_openid_cipher(item.student_id).await {
+    let Some(student) = item.student_id else { return Delivery::Dead("a WeChat message without a student".into()) };
+    let cipher = match state.db.wechat_openid_cipher(student).await {
         Ok(Some(c)) => c,
         // Released since the message was queued: the in-site copy is all there is.
         Ok(None) => return Delivery::Skipped,

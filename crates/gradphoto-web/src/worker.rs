@@ -1,9 +1,9 @@
-//! Delivers the outbox: each queued message goes through its channel — the student's inbox on the site, and for a
-//! student bound to WeChat a template message. A failure is retried with backoff (1 min, 2, 4 … up to an hour);
+//! Delivers the outbox: each queued message goes through its channel — the student's inbox on the site, for a
+//! student bound to WeChat a template message, and for a school with a webhook its events (`crate::webhooks`). A failure is retried with backoff (1 min, 2, 4 … up to an hour);
 //! after `max_attempts`, or at once when retrying cannot help (the user unfollowed, a refused template), the row
 //! becomes a dead letter that an admin sees and can resend. Delivery is at least once, so channels are idempotent
 //! per message: the in-site channel keys its rows by the outbox id, the WeChat channel sends the outbox id as
-//! `client_msg_id`.
+//! `client_msg_id`, the webhook channel as the delivery id receivers de-duplicate on.
 //!
 //! Every node runs this loop: rows are claimed with a lease (`Db::claim_outbox`), so two nodes never deliver one
 //! row at once, and a node that dies leaves rows that another takes when the lease ends. The same loop runs the
@@ -40,6 +40,9 @@ pub struct InSite;
 #[async_trait::async_trait]
 impl Channel for InSite {
     async fn deliver(&self, state: &AppState, item: &OutboxItem) -> Delivery {
+        if item.student_id.is_none() {
+            return Delivery::Dead("an in-site message without a student".into());
+        }
         match state.db.notify_in_site(item).await {
             Ok(()) => Delivery::Done,
             Err(e) => Delivery::Retry(e.to_string()),
@@ -56,6 +59,7 @@ impl Channel for Channels {
         match item.channel.as_str() {
             "site" => InSite.deliver(state, item).await,
             "wechat" => crate::wechat::deliver(state, item).await,
+            "webhook" => crate::webhooks::deliver(state, item).await,
             other => Delivery::Dead(format!("unknown channel {other:?}")),
         }
     }

@@ -64,7 +64,7 @@ async fn a_failed_delivery_is_kept_and_retried_after_the_backoff() {
     // The submit's own notice goes first; the rejection's is the one that meets the channel that is down.
     assert_eq!(deliver_due(&state, &InSite).await, 1);
     let reviewer = db.create_staff("r", Role::Reviewer, Some(school), "h").await.unwrap();
-    db.reject(sub, photo.id, reviewer, "background.color", "", &notice("rejected", "驳回")).await.unwrap();
+    db.reject(sub, photo.id, reviewer, "background.color", "", &notice("rejected", "驳回"), None).await.unwrap();
 
     assert_eq!(deliver_due(&state, &Down).await, 0);
     assert_eq!(db.outbox_pending().await.unwrap(), 1, "kept");

@@ -271,7 +271,7 @@ async fn every_event_is_pushed_once_with_token_refresh_retries_and_dead_letters(
     // (the resubmission reuses the submission row: a second "submitted" notice)
     let st = student_id(&wx, school, 1).await;
     until("a dead letter", async || {
-        wx.server.state.db.dead_letters(school, 10).await.unwrap().iter().any(|d| d.student_id == st)
+        wx.server.state.db.dead_letters(school, 10).await.unwrap().iter().any(|d| d.student_id == Some(st))
     })
     .await;
     let page: Value = admin.json(&format!("/admin/schools/{school}")).await;
@@ -313,7 +313,7 @@ async fn every_event_is_pushed_once_with_token_refresh_retries_and_dead_letters(
         async || db.outbox_of_student(sb).await.unwrap().into_iter().find(|i| i.channel == "wechat" && i.attempts == 1);
     until("the failed attempt", async || failed().await.is_some()).await;
     assert_eq!(messages_to(&wx.fake, &openid_b, "T-SUB"), 0, "rate-limited, not sent");
-    assert!(db.dead_letters(school, 10).await.unwrap().iter().all(|d| d.student_id != sb), "kept for a retry");
+    assert!(db.dead_letters(school, 10).await.unwrap().iter().all(|d| d.student_id != Some(sb)), "kept for a retry");
     // Make the retry due now instead of in a minute.
     let item = failed().await.unwrap();
     db.outbox_failed(item.id, "due now", Some(now_ms())).await.unwrap();

@@ -20,6 +20,9 @@ pub mod template;
 pub mod token;
 
 pub use client::{MpClient, PayClient};
+/// The HTTP client crate the clients are built on, for the service's own outgoing requests (webhooks): one
+/// version of it in the service, with the same TLS roots.
+pub use reqwest;
 pub use sign::{MerchantKey, PayVerifier};
 
 /// An error answer of the official-account API: `{"errcode": N, "errmsg": "…"}`.
