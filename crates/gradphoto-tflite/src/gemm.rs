@@ -1,18 +1,18 @@
 //! The matrix product under every convolution: `out[p] = bias + a[p] · W` for each row p (an output pixel's
 //! inputs), W being [K][N]. These models' matrices are narrow (N of 16 to 128, K of 16 to 288) and their rows
 //! many, so a general GEMM spends most of its time packing the rows. Here W is packed once, at load, into
-//! blocks of 16 columns; the rows are read where they lie; 4 rows × 16 columns accumulate in registers over
-//! all of K. The vector width is chosen at run time (`pulp`: AVX2 + FMA on most x86-64 machines, NEON on ARM,
+//! blocks of 16 (or 8) columns; the rows are read where they lie; 6 rows × 16 columns (8 × 8) accumulate in
+//! registers over all of K. The vector width is chosen at run time (`pulp`: AVX2 + FMA on most x86-64 machines, NEON on ARM,
 //! scalar elsewhere), through a safe API.
 
 use pulp::{Simd, WithSimd};
 
-/// Columns per packed block: two AVX vectors, four NEON ones.
+/// Columns per packed block: two AVX vectors, four NEON ones. A last remainder of at most 8 columns gets a block
+/// of 8 instead, so that 24, 72 or 88 columns waste nothing and 4 columns waste half a vector, not three.
 const BLOCK: usize = 16;
-/// Rows per register block: 4 × 2 accumulators plus the weights fit the 16 AVX registers.
-const ROWS: usize = 4;
+const HALF: usize = 8;
 
-/// W packed as `ceil(N / 16)` blocks of [K][16], the last block's missing columns zero.
+/// W packed as blocks of [K][16] (the last one [K][8] when at most 8 columns remain), missing columns zero.
 #[derive(Debug)]
 pub(crate) struct Packed {
     pub k: usize,
@@ -23,13 +23,17 @@ pub(crate) struct Packed {
 impl Packed {
     /// From W in [K][N] row-major order.
     pub(crate) fn new(w: &[f32], k: usize, n: usize) -> Packed {
-        let blocks = n.div_ceil(BLOCK);
-        let mut data = vec![0.0; blocks * k * BLOCK];
-        for (b, block) in data.chunks_exact_mut(k * BLOCK).enumerate() {
-            let width = BLOCK.min(n - b * BLOCK);
-            for (kk, row) in block.chunks_exact_mut(BLOCK).enumerate() {
-                row[..width].copy_from_slice(&w[kk * n + b * BLOCK..][..width]);
+        let mut data = Vec::with_capacity(n.div_ceil(BLOCK) * BLOCK * k);
+        let mut n0 = 0;
+        while n0 < n {
+            let b = block_width(n - n0);
+            let width = b.min(n - n0);
+            for kk in 0..k {
+                let at = data.len();
+                data.resize(at + b, 0.0);
+                data[at..at + width].copy_from_slice(&w[kk * n + n0..][..width]);
             }
+            n0 += width;
         }
         Packed { k, n, data }
     }
@@ -38,6 +42,11 @@ impl Packed {
     pub(crate) fn product(&self, a: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
         pulp::Arch::new().dispatch(Product { w: self, a, bias, out });
     }
+}
+
+/// Width of the block holding columns from here on, when `left` columns remain.
+fn block_width(left: usize) -> usize {
+    if left <= HALF { HALF } else { BLOCK }
 }
 
 struct Product<'a> {
@@ -52,66 +61,96 @@ impl WithSimd for Product<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
+        if S::F32_LANES > HALF {
+            // Vectors wider than a half block (AVX-512, when enabled): the scalar code rather than split vectors.
+            return self.with_simd(pulp::Scalar::new());
+        }
         let Product { w, a, bias, out } = self;
         let (k, n) = (w.k, w.n);
-        let lanes = S::F32_LANES;
-        // Vectors per block (2 for AVX); the arrays below are sized for the narrowest (scalar) case.
-        let nv = BLOCK / lanes;
-        let m = a.len() / k;
-        let zero = simd.splat_f32s(0.0);
-        // Lane range of vector v within a block of `width` valid columns.
-        let span = |v: usize, width: usize| ((v * lanes).min(width), ((v + 1) * lanes).min(width));
-        for (b, block) in w.data.chunks_exact(k * BLOCK).enumerate() {
-            let n0 = b * BLOCK;
-            let width = BLOCK.min(n - n0);
-            let mut start = [zero; BLOCK];
-            if let Some(bias) = bias {
-                for (v, s) in start.iter_mut().enumerate().take(nv) {
-                    let (lo, hi) = span(v, width);
-                    *s = simd.partial_load_f32s(&bias[n0 + lo..n0 + hi]);
-                }
+        let mut n0 = 0;
+        let mut data = &w.data[..];
+        while n0 < n {
+            let b = block_width(n - n0);
+            let (block, rest) = data.split_at(k * b);
+            data = rest;
+            // Register blocks of rows × vectors: 6 × 2 (16 columns) or 8 × 1 (8 columns) AVX accumulators, 12 and
+            // 8 of the 16 registers, the rest for the weights and the broadcast input.
+            let lanes = S::F32_LANES;
+            match (b, b / lanes) {
+                (BLOCK, 2) => block_product::<S, 2, 6>(simd, block, k, n, n0, a, bias, out),
+                (BLOCK, 4) => block_product::<S, 4, 4>(simd, block, k, n, n0, a, bias, out),
+                (BLOCK, _) => block_product::<S, BLOCK, 1>(simd, block, k, n, n0, a, bias, out),
+                (_, 1) => block_product::<S, 1, 8>(simd, block, k, n, n0, a, bias, out),
+                (_, 2) => block_product::<S, 2, 6>(simd, block, k, n, n0, a, bias, out),
+                (_, _) => block_product::<S, HALF, 1>(simd, block, k, n, n0, a, bias, out),
             }
-            let mut p = 0;
-            while p < m {
-                let rows = ROWS.min(m - p);
-                let mut acc = [start; ROWS];
-                if rows == ROWS {
-                    let a_rows: [&[f32]; ROWS] = std::array::from_fn(|r| &a[(p + r) * k..][..k]);
-                    for (kk, w_row) in block.chunks_exact(BLOCK).enumerate() {
-                        let (wv, _) = S::as_simd_f32s(w_row);
-                        for (acc, a_row) in acc.iter_mut().zip(&a_rows) {
-                            let x = simd.splat_f32s(a_row[kk]);
-                            for v in 0..nv {
-                                acc[v] = simd.mul_add_e_f32s(x, wv[v], acc[v]);
-                            }
-                        }
-                    }
-                } else {
-                    for (r, acc) in acc.iter_mut().enumerate().take(rows) {
-                        for (&x, w_row) in a[(p + r) * k..][..k].iter().zip(block.chunks_exact(BLOCK)) {
-                            let (wv, _) = S::as_simd_f32s(w_row);
-                            let x = simd.splat_f32s(x);
-                            for v in 0..nv {
-                                acc[v] = simd.mul_add_e_f32s(x, wv[v], acc[v]);
-                            }
-                        }
-                    }
-                }
-                for (r, acc) in acc.iter().enumerate().take(rows) {
-                    let o = &mut out[(p + r) * n + n0..][..width];
-                    if width == BLOCK {
-                        let (ov, _) = S::as_mut_simd_f32s(o);
-                        ov.copy_from_slice(&acc[..nv]);
-                    } else {
-                        for (v, &x) in acc.iter().enumerate().take(nv) {
-                            let (lo, hi) = span(v, width);
-                            simd.partial_store_f32s(&mut o[lo..hi], x);
-                        }
-                    }
-                }
-                p += rows;
+            n0 += b.min(n - n0);
+        }
+    }
+}
+
+/// One packed block (`NV` vectors wide) of the product, `R` rows at a time.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block_product<S: Simd, const NV: usize, const R: usize>(
+    simd: S,
+    block: &[f32],
+    k: usize,
+    n: usize,
+    n0: usize,
+    a: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let lanes = S::F32_LANES;
+    let b = NV * lanes;
+    let width = b.min(n - n0);
+    let m = a.len() / k;
+    let wv = S::as_simd_f32s(block).0.as_chunks::<NV>().0;
+    let zero = simd.splat_f32s(0.0);
+    let mut start = [zero; NV];
+    if let Some(bias) = bias {
+        for (v, s) in start.iter_mut().enumerate() {
+            let (lo, hi) = ((v * lanes).min(width), ((v + 1) * lanes).min(width));
+            *s = simd.partial_load_f32s(&bias[n0 + lo..n0 + hi]);
+        }
+    }
+    let store = |acc: &[S::f32s; NV], o: &mut [f32]| {
+        if width == b {
+            S::as_mut_simd_f32s(o).0.copy_from_slice(acc);
+        } else {
+            for (v, &x) in acc.iter().enumerate() {
+                let (lo, hi) = ((v * lanes).min(width), ((v + 1) * lanes).min(width));
+                simd.partial_store_f32s(&mut o[lo..hi], x);
             }
         }
+    };
+    let mut p = 0;
+    while p + R <= m {
+        let mut acc = [start; R];
+        let a_rows: [&[f32]; R] = std::array::from_fn(|r| &a[(p + r) * k..][..k]);
+        for (kk, w) in wv[..k].iter().enumerate() {
+            for (acc, a_row) in acc.iter_mut().zip(&a_rows) {
+                let x = simd.splat_f32s(a_row[kk]);
+                for (acc, &w) in acc.iter_mut().zip(w) {
+                    *acc = simd.mul_add_e_f32s(x, w, *acc);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            store(acc, &mut out[(p + r) * n + n0..][..width]);
+        }
+        p += R;
+    }
+    for p in p..m {
+        let mut acc = start;
+        for (&x, w) in a[p * k..][..k].iter().zip(wv) {
+            let x = simd.splat_f32s(x);
+            for (acc, &w) in acc.iter_mut().zip(w) {
+                *acc = simd.mul_add_e_f32s(x, w, *acc);
+            }
+        }
+        store(&acc, &mut out[p * n + n0..][..width]);
     }
 }
 
@@ -123,7 +162,18 @@ mod tests {
     /// against the plain triple loop.
     #[test]
     fn product_matches_the_definition() {
-        for (m, k, n) in [(37, 16, 16), (9, 27, 16), (5, 16, 72), (1, 288, 1404), (3, 5, 3), (8, 128, 128)] {
+        for (m, k, n) in [
+            (37, 16, 16),
+            (9, 27, 16),
+            (5, 16, 72),
+            (1, 288, 1404),
+            (3, 5, 3),
+            (8, 128, 128),
+            (13, 16, 4),
+            (17, 24, 24),
+            (7, 9, 25),
+            (19, 33, 88),
+        ] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 23) as f32 * 0.1 - 1.0).collect();
             let w: Vec<f32> = (0..k * n).map(|i| ((i * 104_729) % 19) as f32 * 0.05 - 0.4).collect();
             let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.01).collect();
