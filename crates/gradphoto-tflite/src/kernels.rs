@@ -74,6 +74,39 @@ pub(crate) enum Post {
 /// Applies `posts` to `data`, which starts at element `at` of the op's output; `extras` are the
 /// op's inputs beyond its own (for `Post::AddInput`).
 pub(crate) fn apply_posts(data: &mut [f32], at: usize, channels: usize, posts: &[Post], extras: &[&[f32]]) {
+    if !posts.is_empty() {
+        // Compiled for the CPU's vector unit (8 lanes on AVX2, rather than baseline x86-64's 4).
+        pulp::Arch::new().dispatch(Posts { data, at, channels, posts, extras });
+    }
+}
+
+struct Posts<'a> {
+    data: &'a mut [f32],
+    at: usize,
+    channels: usize,
+    posts: &'a [Post],
+    extras: &'a [&'a [f32]],
+}
+
+impl pulp::WithSimd for Posts<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let Posts { data, at, channels, posts, extras } = self;
+        apply_posts_inline(simd, data, at, channels, posts, extras);
+    }
+}
+
+#[inline(always)]
+fn apply_posts_inline<S: pulp::Simd>(
+    simd: S,
+    data: &mut [f32],
+    at: usize,
+    channels: usize,
+    posts: &[Post],
+    extras: &[&[f32]],
+) {
     for p in posts {
         match p {
             Post::AddInput(k) => {
@@ -86,8 +119,17 @@ pub(crate) fn apply_posts(data: &mut [f32], at: usize, channels: usize, posts: &
             Post::HardSwish => data.iter_mut().for_each(|v| *v = hard_swish(*v)),
             Post::Logistic => logistic(data),
             Post::PRelu(alpha) => {
+                // Whole vectors explicitly (the compiler's loop for a run-time length steps 32 floats on AVX2,
+                // more than a 16-channel pixel), the same two roundings as `prelu`.
+                let zero = simd.splat_f32s(0.0);
+                let (av, at) = S::as_simd_f32s(alpha);
                 for px in data.chunks_exact_mut(channels) {
-                    for (v, &a) in px.iter_mut().zip(alpha) {
+                    let (pv, pt) = S::as_mut_simd_f32s(px);
+                    for (v, &a) in pv.iter_mut().zip(av) {
+                        let neg = simd.mul_f32s(a, simd.min_f32s(*v, zero));
+                        *v = simd.add_f32s(simd.max_f32s(*v, zero), neg);
+                    }
+                    for (v, &a) in pt.iter_mut().zip(at) {
                         *v = prelu(*v, a);
                     }
                 }
@@ -96,6 +138,7 @@ pub(crate) fn apply_posts(data: &mut [f32], at: usize, channels: usize, posts: &
     }
 }
 
+#[inline(always)]
 pub(crate) fn activate(data: &mut [f32], act: Activation) {
     let (lo, hi) = match act {
         Activation::None => return,
@@ -111,14 +154,14 @@ pub(crate) fn activate(data: &mut [f32], act: Activation) {
 }
 
 /// x >= 0 ? x : a * x, as two selects and no branch so loops over it vectorise.
-#[inline]
+#[inline(always)]
 fn prelu(x: f32, a: f32) -> f32 {
     let pos = if x > 0.0 { x } else { 0.0 };
     let neg = if x < 0.0 { x } else { 0.0 };
     pos + a * neg
 }
 
-#[inline]
+#[inline(always)]
 fn hard_swish(x: f32) -> f32 {
     let r = x + 3.0;
     let r = if r < 0.0 { 0.0 } else { r };
@@ -127,6 +170,7 @@ fn hard_swish(x: f32) -> f32 {
 }
 
 /// 1 / (1 + e^-x), with a polynomial exp that vectorises (relative error about 2e-7).
+#[inline(always)]
 pub(crate) fn logistic(data: &mut [f32]) {
     for v in data {
         // Below -87 the result would be subnormal, and subnormal arithmetic is ~100x slower on x86;
@@ -139,7 +183,7 @@ pub(crate) fn logistic(data: &mut [f32]) {
 /// e^x for |x| <= 88: 2^n * e^r with n = round(x / ln 2), |r| <= ln2 / 2, degree-6 polynomial.
 /// Written with integer bit tricks only, so it vectorises on plain SSE2 (no libm call, no
 /// saturating float-to-int conversion).
-#[inline]
+#[inline(always)]
 fn fast_exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
@@ -525,6 +569,8 @@ pub(crate) struct TransposeConv {
     /// [Cin][k_h][k_w][Cout] (TFLite stores [Cout][k_h][k_w][Cin]), packed for the GEMM.
     pub weights: Packed,
     pub bias: Vec<f32>,
+    /// `bias` repeated for each of the k_h · k_w taps (the GEMM's bias when the taps tile the output).
+    pub bias_taps: Vec<f32>,
     pub posts: Vec<Post>,
 }
 
@@ -547,12 +593,41 @@ impl TransposeConv {
     }
 
     pub(crate) fn scratch_len(&self) -> usize {
-        tile_rows(self.g.in_c, self.cols()) * self.cols()
+        (tile_rows(self.g.in_c, self.cols()) * self.cols()).max(self.g.in_w * self.cols())
+    }
+
+    /// Taps that tile the output exactly (stride = kernel, no padding: MediaPipe's 2 × 2 / 2 upsampling).
+    fn tiles_exactly(&self) -> bool {
+        let g = &self.g;
+        g.stride_h == g.k_h
+            && g.stride_w == g.k_w
+            && g.pad_top == 0
+            && g.pad_left == 0
+            && g.out_h == g.in_h * g.k_h
+            && g.out_w == g.in_w * g.k_w
     }
 
     pub(crate) fn run(&self, input: &[f32], out: &mut [f32], scratch: &mut [f32], extras: &[&[f32]]) {
         let g = &self.g;
         let (ci, co, n) = (g.in_c, g.out_c, self.cols());
+        if self.tiles_exactly() {
+            // Each output value is written once: one input row's product (bias included) is copied to its k_h
+            // output rows, which then get the posts while in cache; no bias fill, no scatter-add.
+            let (in_row, out_rows) = (g.in_w * ci, g.k_h * g.out_w * co);
+            let kw_run = g.k_w * co;
+            let ins = input.chunks_exact(in_row).take(g.batch * g.in_h);
+            for (r, (inp, orows)) in ins.zip(out.chunks_exact_mut(out_rows)).enumerate() {
+                let cols = &mut scratch[..g.in_w * n];
+                self.weights.product(inp, Some(&self.bias_taps), cols);
+                for (ky, orow) in orows.chunks_exact_mut(g.out_w * co).enumerate() {
+                    for (o, px) in orow.chunks_exact_mut(kw_run).zip(cols.chunks_exact(n)) {
+                        o.copy_from_slice(&px[ky * kw_run..][..kw_run]);
+                    }
+                }
+                apply_posts(orows, r * out_rows, co, &self.posts, extras);
+            }
+            return;
+        }
         let pixels = g.in_h * g.in_w;
         let tile = tile_rows(ci, n);
         for batch in 0..g.batch {
@@ -618,43 +693,67 @@ pub(crate) struct Pool {
 
 impl Pool {
     pub(crate) fn run(&self, input: &[f32], out: &mut [f32], extras: &[&[f32]]) {
-        let g = &self.g;
+        pulp::Arch::new().dispatch(PoolRun { pool: self, input, out: &mut *out });
+        apply_posts(out, 0, self.g.in_c, &self.posts, extras);
+    }
+}
+
+/// A pool's windows, compiled for the CPU's vector unit: the taps inside the input are worked out once per output
+/// row and column (as for depthwise), so the loop over taps has no per-tap padding test.
+struct PoolRun<'a> {
+    pool: &'a Pool,
+    input: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for PoolRun<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let PoolRun { pool, input, out } = self;
+        let g = &pool.g;
         let c = g.in_c;
         let row_len = g.out_w * c;
+        let ys = tap_ranges(g.out_h, g.in_h, g.k_h, g.stride_h, g.dil_h, g.pad_top);
+        let xs = tap_ranges(g.out_w, g.in_w, g.k_w, g.stride_w, g.dil_w, g.pad_left);
+        let max = pool.kind == PoolKind::Max;
         for batch in 0..g.batch {
             let inp = &input[batch * g.in_h * g.in_w * c..][..g.in_h * g.in_w * c];
             let outb = &mut out[batch * g.out_h * row_len..][..g.out_h * row_len];
-            for (oy, orow) in outb.chunks_exact_mut(row_len).enumerate() {
-                for (ox, o) in orow.chunks_exact_mut(c).enumerate() {
-                    let init = if self.kind == PoolKind::Max { f32::NEG_INFINITY } else { 0.0 };
-                    o.fill(init);
-                    let mut count = 0usize;
-                    for ky in 0..g.k_h {
-                        let Some(iy) = g.in_y(oy, ky) else { continue };
-                        for kx in 0..g.k_w {
-                            let Some(ix) = g.in_x(ox, kx) else { continue };
-                            let px = &inp[(iy * g.in_w + ix) * c..][..c];
-                            count += 1;
-                            match self.kind {
-                                PoolKind::Max => {
-                                    for (o, &x) in o.iter_mut().zip(px) {
-                                        *o = if x > *o { x } else { *o };
-                                    }
+            for (orow, &(ky0, ky1, iy0)) in outb.chunks_exact_mut(row_len).zip(&ys) {
+                for (o, &(kx0, kx1, ix0)) in orow.chunks_exact_mut(c).zip(&xs) {
+                    o.fill(if max { f32::NEG_INFINITY } else { 0.0 });
+                    for ty in 0..ky1 - ky0 {
+                        let row = &inp[(iy0 + ty * g.dil_h) * g.in_w * c..][..g.in_w * c];
+                        for tx in 0..kx1 - kx0 {
+                            let px = &row[(ix0 + tx * g.dil_w) * c..][..c];
+                            // Whole vectors explicitly: the compiler's own vector loop for a run-time length
+                            // takes 32 floats per step on AVX2 and would leave 16-channel pixels to its tail.
+                            let ((ov, ot), (pv, pt)) = (S::as_mut_simd_f32s(o), S::as_simd_f32s(px));
+                            if max {
+                                for (o, &x) in ov.iter_mut().zip(pv) {
+                                    *o = simd.max_f32s(*o, x);
                                 }
-                                PoolKind::Average => {
-                                    for (o, &x) in o.iter_mut().zip(px) {
-                                        *o += x;
-                                    }
+                                for (o, &x) in ot.iter_mut().zip(pt) {
+                                    *o = if x > *o { x } else { *o };
+                                }
+                            } else {
+                                for (o, &x) in ov.iter_mut().zip(pv) {
+                                    *o = simd.add_f32s(*o, x);
+                                }
+                                for (o, &x) in ot.iter_mut().zip(pt) {
+                                    *o += x;
                                 }
                             }
                         }
                     }
-                    if self.kind == PoolKind::Average {
-                        let inv = 1.0 / count.max(1) as f32;
+                    if !max {
+                        // Padding never counts: the average is over the taps inside, as TFLite does.
+                        let inv = 1.0 / ((ky1 - ky0) * (kx1 - kx0)).max(1) as f32;
                         o.iter_mut().for_each(|v| *v *= inv);
                     }
                 }
-                apply_posts(orow, (batch * g.out_h + oy) * row_len, c, &self.posts, extras);
             }
         }
     }
@@ -749,6 +848,49 @@ pub(crate) struct Pad {
 
 impl Pad {
     pub(crate) fn run(&self, input: &[f32], out: &mut [f32]) {
+        pulp::Arch::new().dispatch(PadRun { pad: self, input, out });
+    }
+}
+
+/// PAD's rows copied in whole vectors: BlazeFace pads channels (24 → 28, …) of every pixel, and a `memcpy`
+/// call per pixel cost more than the copy.
+struct PadRun<'a> {
+    pad: &'a Pad,
+    input: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for PadRun<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let PadRun { pad, input, out } = self;
+        let lanes = S::F32_LANES;
+        let copy = |dst: &mut [f32], src: &[f32]| {
+            let n = src.len();
+            if n < lanes {
+                dst.copy_from_slice(src);
+                return;
+            }
+            let vec = |s: &[f32]| S::as_simd_f32s(s).0[0];
+            let mut i = 0;
+            while i + lanes <= n {
+                S::as_mut_simd_f32s(&mut dst[i..i + lanes]).0[0] = vec(&src[i..i + lanes]);
+                i += lanes;
+            }
+            if i < n {
+                // The last vector overlaps the one before: same values, no partial store.
+                S::as_mut_simd_f32s(&mut dst[n - lanes..n]).0[0] = vec(&src[n - lanes..n]);
+            }
+        };
+        pad.run_with(input, out, copy);
+    }
+}
+
+impl Pad {
+    #[inline(always)]
+    fn run_with(&self, input: &[f32], out: &mut [f32], copy: impl Fn(&mut [f32], &[f32])) {
         out.fill(0.0);
         let (si, so) = (self.in_shape, self.out_shape);
         let row = si[3];
@@ -759,7 +901,7 @@ impl Pad {
                     let o = (((i0 + self.before[0]) * so[1] + i1 + self.before[1]) * so[2] + i2 + self.before[2])
                         * so[3]
                         + self.before[3];
-                    out[o..o + row].copy_from_slice(&input[src..src + row]);
+                    copy(&mut out[o..o + row], &input[src..src + row]);
                     src += row;
                 }
             }
@@ -964,6 +1106,73 @@ mod tests {
                 for got in [fast[i], scalar[i]] {
                     assert!((got - w).abs() <= 1e-4 * w.abs().max(1.0), "c {c} stride {stride} [{i}]: {got} vs {w}");
                 }
+            }
+        }
+    }
+
+    /// The transposed convolution, both when its taps tile the output (stride = kernel) and when they overlap,
+    /// against the definition, with several input and output channels and two images.
+    #[test]
+    fn transposed_conv_matches_the_definition() {
+        for (k, stride, in_h, in_w, ci, co) in
+            [(2, 2, 3, 5, 5, 3), (2, 2, 2, 3, 16, 1), (3, 2, 3, 4, 4, 2), (2, 1, 3, 3, 3, 9)]
+        {
+            let (out_h, out_w) = ((in_h - 1) * stride + k, (in_w - 1) * stride + k);
+            let g = Geom {
+                batch: 2,
+                in_h,
+                in_w,
+                in_c: ci,
+                out_h,
+                out_w,
+                out_c: co,
+                k_h: k,
+                k_w: k,
+                stride_h: stride,
+                stride_w: stride,
+                dil_h: 1,
+                dil_w: 1,
+                pad_top: 0,
+                pad_left: 0,
+            };
+            let input: Vec<f32> = (0..2 * in_h * in_w * ci).map(|i| ((i * 7919) % 29) as f32 * 0.1 - 1.4).collect();
+            // TFLite's [Cout][k_h][k_w][Cin].
+            let w: Vec<f32> = (0..co * k * k * ci).map(|i| ((i * 104_729) % 17) as f32 * 0.05 - 0.4).collect();
+            let bias: Vec<f32> = (0..co).map(|i| i as f32 * 0.1).collect();
+            let tc = TransposeConv {
+                g,
+                weights: Packed::new(&TransposeConv::pack(&w, co, k * k, ci), ci, k * k * co),
+                bias_taps: bias.repeat(k * k),
+                bias: bias.clone(),
+                posts: Vec::new(),
+            };
+            let mut want = vec![0.0f32; 2 * out_h * out_w * co];
+            for b in 0..2 {
+                for (i, v) in want[b * out_h * out_w * co..][..out_h * out_w * co].iter_mut().enumerate() {
+                    *v = bias[i % co];
+                }
+                for iy in 0..in_h {
+                    for ix in 0..in_w {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let (oy, ox) = (iy * stride + ky, ix * stride + kx);
+                                for o in 0..co {
+                                    for c in 0..ci {
+                                        want[((b * out_h + oy) * out_w + ox) * co + o] += input
+                                            [((b * in_h + iy) * in_w + ix) * ci + c]
+                                            * w[((o * k + ky) * k + kx) * ci + c];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let mut got = vec![f32::NAN; want.len()];
+            let mut scratch = vec![0.0; tc.scratch_len()];
+            tc.run(&input, &mut got, &mut scratch, &[]);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "k {k} s {stride} [{i}]: {g} vs {w}");
             }
         }
     }

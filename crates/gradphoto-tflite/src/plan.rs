@@ -599,10 +599,12 @@ impl Builder<'_> {
                     pad_top: th / 2,
                     pad_left: tw / 2,
                 };
+                let bias = self.bias(Some(bias), co)?;
                 Kernel::TransposeConv(TransposeConv {
                     g,
                     weights: Packed::new(&TransposeConv::pack(&self.const_f32(w)?, co, kh * kw, ci), ci, kh * kw * co),
-                    bias: self.bias(Some(bias), co)?,
+                    bias_taps: bias.repeat(kh * kw),
+                    bias,
                     posts: Vec::new(),
                 })
             }
