@@ -101,8 +101,8 @@ enum AdminCommand {
         #[arg(long)]
         to: PathBuf,
     },
-    /// 更换证件号加密密钥 / rotate the key that seals id numbers and openids: `rotate`, restart every node,
-    /// `reseal`, then `retire`
+    /// 更换证件号加密密钥 / rotate the key that seals id numbers, openids and webhook secrets: `rotate`, restart
+    /// every node, `reseal`, then `retire`
     #[command(name = "id-key", subcommand)]
     IdKey(IdKeyStep),
 }
