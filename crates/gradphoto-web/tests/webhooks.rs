@@ -34,6 +34,8 @@ impl Received {
 struct Receiver {
     seen: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<u16>>>,
+    /// When set, each answer waits for a permit: a receiver that hangs until the test lets it answer.
+    gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Receiver {
@@ -49,14 +51,21 @@ impl Receiver {
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) -> StatusCode {
     let headers = headers.iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
     r.seen.lock().unwrap().push(Received { headers, body });
+    if let Some(gate) = &r.gate {
+        gate.acquire().await.unwrap().forget();
+    }
     let status = r.script.lock().unwrap().pop_front().unwrap_or(200);
     StatusCode::from_u16(status).unwrap()
 }
 
 async fn start_receiver(script: &[u16]) -> (String, Receiver) {
+    serve_receiver(Receiver { script: Arc::new(Mutex::new(script.iter().copied().collect())), ..Receiver::default() })
+        .await
+}
+
+async fn serve_receiver(r: Receiver) -> (String, Receiver) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let r = Receiver { script: Arc::new(Mutex::new(script.iter().copied().collect())), ..Receiver::default() };
     let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(r.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, r)
@@ -75,7 +84,10 @@ async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
 }
 
 async fn start() -> TestServer {
-    let mut config = common::config();
+    start_with(common::config()).await
+}
+
+async fn start_with(mut config: gradphoto_web::Config) -> TestServer {
     config.webhooks.allow_loopback_http = true;
     let server = TestServer::start_with(config).await;
     server.staff("root", Role::SuperAdmin, None).await;
@@ -372,4 +384,48 @@ async fn failures_are_retried_with_the_same_delivery_id_and_a_refusal_is_a_dead_
     assert_eq!(receiver.seen().len(), 4);
     let audit = server.state.db.audit_log(Some(school), 50).await.unwrap();
     assert!(audit.iter().any(|a| a.action == "webhook.delete"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_school_receiver_that_hangs_holds_up_no_students_message() {
+    // The receiver takes every request and answers none until the test lets it; the service waits a minute for it.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (url, receiver) = serve_receiver(Receiver { gate: Some(gate.clone()), ..Receiver::default() }).await;
+    let mut config = common::config();
+    config.webhooks.timeout_secs = 60;
+    let server = start_with(config).await;
+    let root = signed_in(&server, "root").await;
+    let school = school(&server, &root, "wz", "0").await;
+    let admin = signed_in(&server, "wz-admin").await;
+    admin.upload(&format!("/admin/schools/{school}/roster"), "roster", "r.csv", roster_csv(1, 2).into_bytes()).await;
+    register(&admin, school, &url).await;
+    let mut students = Vec::new();
+    for (i, original) in approvable_originals().iter().take(2).enumerate() {
+        let mut student = server.client();
+        let id = id_number(i as u32 + 1);
+        student.login("/s/wz/login", &format!("S{:05}", i + 1), &id[id.len() - 6..]).await;
+        let t = student.json("/me").await["types"][0]["id"].as_i64().unwrap();
+        let r = student.upload(&format!("/me/photos/{t}"), "photo", "p.jpg", original.1.clone()).await;
+        let photo = r.json::<serde_json::Value>().await.unwrap()["photo"].as_i64().unwrap().to_string();
+        students.push((student, t, photo));
+    }
+    // The first student is approved: the school's event goes out, and hangs at the receiver.
+    let (first, t, photo) = &students[0];
+    let r = first.post(&format!("/me/photos/{t}/submit"), &[("photo", photo)]).await;
+    let submission = r.json::<serde_json::Value>().await.unwrap()["submission"].as_i64().unwrap();
+    let r = admin.post(&format!("/review/{submission}/approve"), &[("photo", photo)]).await;
+    assert_eq!(r.status(), 200);
+    receiver.wait_for(1).await;
+    // Meanwhile the second student submits: their message arrives while the school's receiver still hangs.
+    let (second, t, photo) = &students[1];
+    let r = second.post(&format!("/me/photos/{t}/submit"), &[("photo", photo)]).await;
+    assert_eq!(r.status(), 200);
+    await_notice(second, |n| n["title"].as_str().is_some_and(|t| t.contains("提交"))).await;
+    let rows = webhook_rows(&server).await;
+    assert!(rows.len() == 1 && !rows[0].delivered(), "the event still in flight: {rows:?}");
+    // Let the receiver answer: the event is delivered, once.
+    gate.add_permits(1);
+    until("the event delivered", async || webhook_rows(&server).await.first().filter(|r| r.delivered()).map(|_| ()))
+        .await;
+    assert_eq!(receiver.seen().len(), 1);
 }
