@@ -28,7 +28,8 @@ pub(crate) struct Direct {
 impl Direct {
     /// For weights in [K][Cout] order (K = k_h · k_w · c), when the layer has a shape this kernel is compiled for.
     pub(crate) fn new(g: &Geom, w_kn: &[f32], bias: &[f32]) -> Option<Direct> {
-        let np = g.out_c.next_multiple_of(8);
+        // Whole vectors of the CPU's width (8 lanes for AVX2 and NEON, 16 for AVX-512).
+        let np = g.out_c.next_multiple_of(crate::gemm::vector_lanes().max(8));
         let l = g.k_w * g.in_c;
         let shape_ok = matches!(np, 8 | 16 | 24 | 32) && matches!(l, 9 | 15);
         if !shape_ok || g.dil_h != 1 || g.dil_w != 1 || g.k_h > MAX_KH || g.pad_left >= g.k_w {
@@ -275,8 +276,10 @@ mod tests {
             d.run(&g, &input, &mut fast, &[], &[], 0);
             let mut scalar = vec![f32::NAN; want.len()];
             d.run_with(&g, &input, &mut scalar, &[], &[], 0, |r| r.with_simd(pulp::Scalar::new()));
+            let mut avx2 = vec![f32::NAN; want.len()];
+            d.run_with(&g, &input, &mut avx2, &[], &[], 0, |r| crate::gemm::with_avx2(r));
             for (i, wv) in want.iter().enumerate() {
-                for got in [fast[i], scalar[i]] {
+                for got in [fast[i], scalar[i], avx2[i]] {
                     assert!(
                         (got - wv).abs() <= 1e-4 * wv.abs().max(1.0),
                         "{in_h}x{in_w} k{k} s{stride} oc{out_c} [{i}]: {got} vs {wv}"

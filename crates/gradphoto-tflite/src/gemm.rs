@@ -17,16 +17,35 @@ const HALF: usize = 8;
 pub(crate) struct Packed {
     pub k: usize,
     pub n: usize,
+    /// Whether a last remainder may take an 8-column block (not when the CPU's vectors are 16 lanes wide).
+    half: bool,
     data: Vec<f32>,
+}
+
+/// Lanes of the vectors `pulp::Arch::new().dispatch` will use on this CPU.
+pub(crate) fn vector_lanes() -> usize {
+    struct Lanes;
+    impl WithSimd for Lanes {
+        type Output = usize;
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, _simd: S) -> usize {
+            S::F32_LANES
+        }
+    }
+    pulp::Arch::new().dispatch(Lanes)
 }
 
 impl Packed {
     /// From W in [K][N] row-major order.
     pub(crate) fn new(w: &[f32], k: usize, n: usize) -> Packed {
+        Packed::with_half(w, k, n, vector_lanes() <= HALF)
+    }
+
+    fn with_half(w: &[f32], k: usize, n: usize, half: bool) -> Packed {
         let mut data = Vec::with_capacity(n.div_ceil(BLOCK) * BLOCK * k);
         let mut n0 = 0;
         while n0 < n {
-            let b = block_width(n - n0);
+            let b = block_width(n - n0, half);
             let width = b.min(n - n0);
             for kk in 0..k {
                 let at = data.len();
@@ -35,7 +54,7 @@ impl Packed {
             }
             n0 += width;
         }
-        Packed { k, n, data }
+        Packed { k, n, half, data }
     }
 
     /// `out[p][..n] = bias + a[p][..k] · W` for the `a.len() / k` rows of `a`; `bias`, when given, is `n` long.
@@ -45,8 +64,19 @@ impl Packed {
 }
 
 /// Width of the block holding columns from here on, when `left` columns remain.
-fn block_width(left: usize) -> usize {
-    if left <= HALF { HALF } else { BLOCK }
+fn block_width(left: usize, half: bool) -> usize {
+    if left <= HALF && half { HALF } else { BLOCK }
+}
+
+/// Runs `op` with AVX2 + FMA when the CPU has them, else with the scalar code. Tests use it besides the dispatch:
+/// on an AVX-512 CPU the dispatch takes 16 lanes, and the 8-lane code would otherwise go untested.
+#[cfg(test)]
+pub(crate) fn with_avx2<Op: WithSimd>(op: Op) -> Op::Output {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v3) = pulp::x86::V3::try_new() {
+        return Simd::vectorize(v3, op);
+    }
+    op.with_simd(pulp::Scalar::new())
 }
 
 struct Product<'a> {
@@ -61,8 +91,8 @@ impl WithSimd for Product<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        if S::F32_LANES > HALF {
-            // Vectors wider than a half block (AVX-512, when enabled): the scalar code rather than split vectors.
+        if S::F32_LANES > HALF && self.w.half && !self.w.n.is_multiple_of(BLOCK) && self.w.n % BLOCK <= HALF {
+            // An 8-column block under 16-lane vectors (packed for another CPU): scalar rather than split vectors.
             return self.with_simd(pulp::Scalar::new());
         }
         let Product { w, a, bias, out } = self;
@@ -70,13 +100,15 @@ impl WithSimd for Product<'_> {
         let mut n0 = 0;
         let mut data = &w.data[..];
         while n0 < n {
-            let b = block_width(n - n0);
+            let b = block_width(n - n0, w.half);
             let (block, rest) = data.split_at(k * b);
             data = rest;
             // Register blocks of rows × vectors: 6 × 2 (16 columns) or 8 × 1 (8 columns) AVX accumulators, 12 and
             // 8 of the 16 registers, the rest for the weights and the broadcast input.
             let lanes = S::F32_LANES;
             match (b, b / lanes) {
+                // AVX-512: 32 registers, 12 rows × 1 vector.
+                (BLOCK, 1) => block_product::<S, 1, 12>(simd, block, k, n, n0, a, bias, out),
                 (BLOCK, 2) => block_product::<S, 2, 6>(simd, block, k, n, n0, a, bias, out),
                 (BLOCK, 4) => block_product::<S, 4, 4>(simd, block, k, n, n0, a, bias, out),
                 (BLOCK, _) => block_product::<S, BLOCK, 1>(simd, block, k, n, n0, a, bias, out),
@@ -180,13 +212,20 @@ mod tests {
             let packed = Packed::new(&w, k, n);
             let mut fast = vec![f32::NAN; m * n];
             packed.product(&a, Some(&bias), &mut fast);
-            // The fallback for CPUs without vector units, forced.
+            // The fallback for CPUs without vector units, forced, and AVX2 (on an AVX-512 CPU, the dispatch's
+            // 16 lanes pack no 8-column blocks: both packings here).
+            let half = Packed::with_half(&w, k, n, true);
             let mut scalar = vec![f32::NAN; m * n];
-            Product { w: &packed, a: &a, bias: Some(&bias), out: &mut scalar }.with_simd(pulp::Scalar::new());
+            Product { w: &half, a: &a, bias: Some(&bias), out: &mut scalar }.with_simd(pulp::Scalar::new());
+            let mut avx2 = vec![f32::NAN; m * n];
+            with_avx2(Product { w: &half, a: &a, bias: Some(&bias), out: &mut avx2 });
+            let whole = Packed::with_half(&w, k, n, false);
+            let mut avx2_whole = vec![f32::NAN; m * n];
+            with_avx2(Product { w: &whole, a: &a, bias: Some(&bias), out: &mut avx2_whole });
             for p in 0..m {
                 for j in 0..n {
                     let want = bias[j] + (0..k).map(|kk| a[p * k + kk] * w[kk * n + j]).sum::<f32>();
-                    for got in [fast[p * n + j], scalar[p * n + j]] {
+                    for got in [fast[p * n + j], scalar[p * n + j], avx2[p * n + j], avx2_whole[p * n + j]] {
                         assert!(
                             (got - want).abs() <= 1e-4 * want.abs().max(1.0),
                             "{m}x{k}x{n} [{p}][{j}]: {got} vs {want}"

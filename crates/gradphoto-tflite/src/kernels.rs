@@ -1102,8 +1102,10 @@ mod tests {
             dw.run(&input, &mut fast, &[]);
             let mut scalar = vec![f32::NAN; want.len()];
             dw.run_rows_with(&input, &mut scalar, &[], |row| row.with_simd(pulp::Scalar::new()));
+            let mut avx2 = vec![f32::NAN; want.len()];
+            dw.run_rows_with(&input, &mut avx2, &[], |row| crate::gemm::with_avx2(row));
             for (i, w) in want.iter().enumerate() {
-                for got in [fast[i], scalar[i]] {
+                for got in [fast[i], scalar[i], avx2[i]] {
                     assert!((got - w).abs() <= 1e-4 * w.abs().max(1.0), "c {c} stride {stride} [{i}]: {got} vs {w}");
                 }
             }
