@@ -8,6 +8,10 @@ under /tmp and installs mediapipe==0.10.14 into it with pip.
 What MediaPipe runs per photo, on one thread: decode (OpenCV), FaceMesh in static-image mode (which runs its own
 face detector, so the detector is counted once), and SelfieSegmentation — the same three models we run. Our time
 also covers the file rules and the person measures, so the comparison leans in MediaPipe's favour.
+
+`--venv` prints the virtual environment's python (making it first); `--folder DIR`, run with that python, goes once
+through the .jpg files of DIR in name order as above and prints {"files": N, "loop_ms": T}, T being the loop alone
+(imports and model loading not counted). `cargo bench -p gradphoto --bench folder` uses both (issue 13 item 4).
 """
 
 import json
@@ -57,9 +61,34 @@ def measure():
     print(json.dumps(out))
 
 
+def folder(path):
+    # Runs inside the venv: one pass over the folder, one thread, models loaded before the clock starts.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import cv2
+    import mediapipe as mp
+
+    cv2.setNumThreads(1)
+    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=2, refine_landmarks=False)
+    seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+    files = sorted(f for f in os.listdir(path) if f.lower().endswith((".jpg", ".jpeg")))
+    t = time.perf_counter()
+    for f in files:
+        img = cv2.imread(os.path.join(path, f))
+        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        mesh.process(rgb)
+        seg.process(rgb)
+    print(json.dumps({"files": len(files), "loop_ms": (time.perf_counter() - t) * 1e3}))
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--inside":
         measure()
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--venv":
+        print(ensure_venv())
+        return
+    if len(sys.argv) > 2 and sys.argv[1] == "--folder":
+        folder(sys.argv[2])
         return
     rust = json.load(open(os.path.join(BENCH, "rust.json")))
     python = ensure_venv()

@@ -235,6 +235,11 @@ fn originals() -> Vec<(String, Vec<u8>)> {
             add_noise(&mut img, 3, 0x5eed + i as u64);
             let (q, bytes) = near_size(&img, TARGET_BYTES);
             println!("original {}: 3000 × 4000, quality {q}, {:.2} MB", src.name, mb(bytes.len()));
+            // DUMP=DIR writes the originals there and stops, for `examples/stages` to say where their checks' time goes.
+            if let Some(dir) = std::env::var_os("DUMP") {
+                let path = std::path::Path::new(&dir).join(format!("original-{i}.jpg"));
+                std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
             (src.name.clone(), bytes)
         })
         .collect()
@@ -648,6 +653,9 @@ fn main() -> ExitCode {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("load bench: {cores} CPUs, load average {} at start", load_average());
     let originals = originals();
+    if std::env::var_os("DUMP").is_some() {
+        return ExitCode::SUCCESS;
+    }
 
     // As `gradphoto serve` builds its runtime: a worker per core, blocking pool default.
     // Named, so that the CPU each side used can be told apart (/proc/self/task/*/stat).
