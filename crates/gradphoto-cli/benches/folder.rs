@@ -9,6 +9,9 @@
 //! The runs alternate (ours, MediaPipe, one core, two cores, …) for `ROUNDS` rounds (default 5) so that a slow
 //! minute of a shared machine falls on both sides; the best round and the spread over rounds are reported.
 //!
+//! `BEFORE=PATH` names another build's `gradphoto` binary (an earlier commit's, built in a worktree of its own):
+//! it runs in every round too, on both folders on core 0, and the ratio of this build to it is reported.
+//!
 //! Run: `cargo bench -p gradphoto --bench folder` (needs `taskset`, python3 with pip for MediaPipe's venv;
 //! `MEDIAPIPE=0` skips MediaPipe).
 
@@ -66,8 +69,14 @@ fn timed(cmd: &mut Command) -> Duration {
 }
 
 fn ours(cores: &str, profile: &str, folder: &Path) -> Duration {
+    run_binary(Path::new(env!("CARGO_BIN_EXE_gradphoto")), cores, profile, folder)
+}
+
+fn run_binary(exe: &Path, cores: &str, profile: &str, folder: &Path) -> Duration {
     let mut cmd = Command::new("taskset");
-    cmd.args(["-c", cores, env!("CARGO_BIN_EXE_gradphoto"), "--data"])
+    cmd.args(["-c", cores])
+        .arg(exe)
+        .arg("--data")
         .arg(gradphoto_testkit::models_data_dir())
         .args(["check", "--profile", profile, "--format", "jsonl"])
         .arg(folder);
@@ -110,6 +119,7 @@ fn main() -> ExitCode {
     let rounds: usize = std::env::var("ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5).max(1);
     let with_mediapipe = std::env::var("MEDIAPIPE").map_or(true, |v| v != "0");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let before = std::env::var_os("BEFORE").map(PathBuf::from);
     let (small, large, n_small, n_large) = write_folders(&root.join("target/bench-folder"));
     // The models fetched and verified once before any clock runs.
     gradphoto_models::ensure_bytes(&gradphoto_testkit::models_data_dir(), |m| eprintln!("{m}")).expect("models");
@@ -131,6 +141,7 @@ fn main() -> ExitCode {
     ours("0", "upload", &large);
 
     let (mut vs_loop, mut vs_whole, mut scaling) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut vs_before_small, mut vs_before_large) = (Vec::new(), Vec::new());
     println!(
         "\n| round | ours, 480 × 640, core 0 (ms/photo) | MediaPipe loop (ms/photo) | MediaPipe process | ours ÷ \
          loop | ours ÷ process | 12 MP on core 0 | on cores 0,1 | speed-up |"
@@ -150,6 +161,18 @@ fn main() -> ExitCode {
             vs_whole.push(our.as_secs_f64() / mp_whole.as_secs_f64());
         }
         scaling.push(one.as_secs_f64() / two.as_secs_f64());
+        if let Some(exe) = &before {
+            let small_before = run_binary(exe, "0", "registered", &small);
+            let large_before = run_binary(exe, "0", "upload", &large);
+            vs_before_small.push(our.as_secs_f64() / small_before.as_secs_f64());
+            vs_before_large.push(one.as_secs_f64() / large_before.as_secs_f64());
+            println!(
+                "| {round}, before | {:.0} ({:.2}) | | | | | {:.0} | | |",
+                ms(small_before),
+                ms(small_before) / n_small as f64,
+                ms(large_before)
+            );
+        }
         println!(
             "| {round} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.0} | {:.3} | {:.3} | {:.0} | {:.0} | {:.2} |",
             ms(our),
@@ -171,6 +194,10 @@ fn main() -> ExitCode {
             spread(&vs_loop)
         );
         println!("ours ÷ MediaPipe, both whole processes, one core: {}", spread(&vs_whole));
+    }
+    if !vs_before_small.is_empty() {
+        println!("this build ÷ BEFORE, 480 × 640 folder on core 0: {}", spread(&vs_before_small));
+        println!("this build ÷ BEFORE, 12 MP folder on core 0: {}", spread(&vs_before_large));
     }
     let mut s = scaling.clone();
     s.sort_by(f64::total_cmp);
