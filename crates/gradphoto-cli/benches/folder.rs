@@ -161,18 +161,6 @@ fn main() -> ExitCode {
             vs_whole.push(our.as_secs_f64() / mp_whole.as_secs_f64());
         }
         scaling.push(one.as_secs_f64() / two.as_secs_f64());
-        if let Some(exe) = &before {
-            let small_before = run_binary(exe, "0", "registered", &small);
-            let large_before = run_binary(exe, "0", "upload", &large);
-            vs_before_small.push(our.as_secs_f64() / small_before.as_secs_f64());
-            vs_before_large.push(one.as_secs_f64() / large_before.as_secs_f64());
-            println!(
-                "| {round}, before | {:.0} ({:.2}) | | | | | {:.0} | | |",
-                ms(small_before),
-                ms(small_before) / n_small as f64,
-                ms(large_before)
-            );
-        }
         println!(
             "| {round} | {:.0} ({:.2}) | {:.0} ({:.2}) | {:.0} | {:.3} | {:.3} | {:.0} | {:.0} | {:.2} |",
             ms(our),
@@ -186,6 +174,18 @@ fn main() -> ExitCode {
             ms(two),
             scaling.last().copied().unwrap_or(f64::NAN),
         );
+        if let Some(exe) = &before {
+            let small_before = run_binary(exe, "0", "registered", &small);
+            let large_before = run_binary(exe, "0", "upload", &large);
+            vs_before_small.push(our.as_secs_f64() / small_before.as_secs_f64());
+            vs_before_large.push(one.as_secs_f64() / large_before.as_secs_f64());
+            println!(
+                "| {round}, before | {:.0} ({:.2}) | | | | | {:.0} | | |",
+                ms(small_before),
+                ms(small_before) / n_small as f64,
+                ms(large_before)
+            );
+        }
     }
     println!();
     if !vs_loop.is_empty() {
