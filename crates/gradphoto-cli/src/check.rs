@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use gradphoto_core::annotate::annotate;
+use gradphoto_core::annotate::annotated_jpeg;
 use gradphoto_core::judge::{JudgeContext, ReportError};
 use gradphoto_core::measure::face::models::FaceModels;
 use gradphoto_core::{CheckOptions, Lang, Message, Profile, Report, Verdict};
@@ -137,17 +137,6 @@ fn annotated_name(path: &Path) -> String {
     format!("{}.annotated.jpg", flat.trim_start_matches(['.', '_']))
 }
 
-fn write_jpeg(path: &Path, img: &gradphoto_core::decode::RgbImage) -> anyhow::Result<()> {
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode(
-        &img.pixels,
-        img.width,
-        img.height,
-        image::ExtendedColorType::Rgb8,
-    )?;
-    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
-}
-
 pub fn run(args: CheckArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
     let profile = load_profile(&args.profile)?;
     let lang = match args.lang {
@@ -186,10 +175,12 @@ pub fn run(args: CheckArgs, data: PathBuf) -> anyhow::Result<ExitCode> {
             let report = match read_bounded(path, options.limits.max_file_bytes) {
                 Ok(data) => {
                     let checked = gradphoto_core::check(&name, &data, &profile, &options);
-                    if let (Some(dir), Some(img)) = (&args.annotate, &checked.image) {
-                        let picture = annotate(img, checked.person.as_ref(), checked.mask.as_ref(), &checked.report);
-                        if let Err(e) = write_jpeg(&dir.join(annotated_name(path)), &picture) {
-                            let _ = writeln!(std::io::stderr(), "gradphoto: {e:#}");
+                    if let Some(dir) = &args.annotate
+                        && let Some(jpeg) = annotated_jpeg(&checked)
+                    {
+                        let out = dir.join(annotated_name(path));
+                        if let Err(e) = std::fs::write(&out, jpeg) {
+                            let _ = writeln!(std::io::stderr(), "gradphoto: writing {}: {e}", out.display());
                         }
                     }
                     checked.report

@@ -16,6 +16,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// Freed pages stay with the process for the next check: with the system allocator every check's images and
+// tensors came back as fresh pages, and faulting them in cost 5–8 ms of a 12 MP check (docs/development.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "gradphoto", version, about = "学历证书电子注册图像检查 — degree-certificate photo checker")]
 struct Cli {

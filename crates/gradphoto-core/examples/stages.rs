@@ -2,16 +2,21 @@
 //! `cargo run --release -p gradphoto-core --example stages -- DATA_DIR FILES…`
 //! (DATA_DIR as for `gradphoto --data`, e.g. target/models-data, where the tests keep the models)
 
+// The allocator `gradphoto` runs with, so that first touches of fresh pages count as they do there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use gradphoto_core::annotate::annotate;
 use gradphoto_core::decode::{Scale, pixels};
 use gradphoto_core::measure::face::mesh::Roi;
 use gradphoto_core::measure::face::models::FaceModels;
 use gradphoto_core::measure::face::pyramid::Pyramid;
 use gradphoto_core::measure::face::{detect, mesh, segment};
 use gradphoto_core::measure::person::{self, FramingMode};
-use gradphoto_core::{CheckOptions, Limits, Profile, check, measure};
+use gradphoto_core::{CheckOptions, Limits, Profile, check, measure, normalise};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -31,8 +36,19 @@ fn main() {
     for _ in 0..10 {
         for (name, data) in &files {
             let t = Instant::now();
-            black_box(check(name, data, &profile, &options));
+            let checked = black_box(check(name, data, &profile, &options));
             note("whole check", t.elapsed());
+            if let Some(img) = &checked.image {
+                let t = Instant::now();
+                let picture = annotate(img, checked.person.as_ref(), checked.mask.as_ref(), &checked.report);
+                note("annotated picture", t.elapsed());
+                let t = Instant::now();
+                black_box(normalise::encode(&picture, 85.0).ok());
+                note("annotated picture, optimised", t.elapsed());
+                let t = Instant::now();
+                black_box(normalise::encode_view(&picture, 85.0).ok());
+                note("annotated picture's encoding", t.elapsed());
+            }
 
             let t = Instant::now();
             let inspection = measure::inspect(name, data, &Limits::DEFAULT).expect("inspect");
@@ -41,6 +57,10 @@ fn main() {
             let t = Instant::now();
             let img = pixels::decode(data, &inspection.container, scale).expect("decode");
             note("decode", t.elapsed());
+            // A phone's portrait is often stored turned, with EXIF orientation 6 (copy of the image included).
+            let t = Instant::now();
+            black_box(pixels::upright(img.clone(), 6));
+            note("turn upright (EXIF 6)", t.elapsed());
             let t = Instant::now();
             let pyr = Pyramid::new(&img);
             note("pyramid", t.elapsed());

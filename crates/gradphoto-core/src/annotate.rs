@@ -2,6 +2,7 @@
 //! eyes 200/300), the face-width bracket (180/300 around the face centre), the eye centres, the measured hair top, the
 //! background mask's outline, and what fails drawn in red where it applies.
 
+use crate::check::Checked;
 use crate::decode::RgbImage;
 use crate::judge::{Report, Rule, Severity};
 use crate::measure::face::geometry::{Crop, RENDER_H, RENDER_W};
@@ -86,6 +87,14 @@ impl Canvas {
     }
 }
 
+/// The annotated picture of a check as the pages show it: drawn, and encoded as a JPEG of quality 85. None when
+/// nothing could be decoded (or encoded).
+pub fn annotated_jpeg(checked: &Checked) -> Option<Vec<u8>> {
+    let img = checked.image.as_ref()?;
+    let picture = annotate(img, checked.person.as_ref(), checked.mask.as_ref(), &checked.report);
+    crate::normalise::encode_view(&picture, 85.0).ok()
+}
+
 fn failing(report: &Report, rule: Rule) -> bool {
     report.finding(rule).is_some_and(|f| f.severity != Severity::Pass)
 }
@@ -99,9 +108,9 @@ pub fn annotate(img: &RgbImage, person: Option<&PersonMeasurements>, mask: Optio
     // Dark grey where the crop reaches past the photo (the missing pixels of `geometry.croppable`).
     let mut out = RgbImage { width: w as u32, height: h as u32, pixels: vec![64; w * h * 3] };
     let pyr = Pyramid::for_step(img, inv);
-    pyr.resample((crop.left, crop.top), (inv, inv), (w, h), |x, y, p| {
-        let i = (y * w + x) * 3;
-        for (o, v) in out.pixels[i..i + 3].iter_mut().zip(p) {
+    pyr.resample((crop.left, crop.top), (inv, inv), (w, h), |y, first, values| {
+        let row = &mut out.pixels[(y * w + first) * 3..][..values.len()];
+        for (o, v) in row.iter_mut().zip(values) {
             // Bilinear between bytes stays within 0–255: adding a half and truncating rounds, without the
             // library call `round()` is on baseline x86-64.
             *o = (v + 0.5) as u8;

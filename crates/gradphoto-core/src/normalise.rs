@@ -79,6 +79,17 @@ pub struct Fixed {
 /// size budget is met closely — optimised Huffman tables, 4:2:0, JFIF 300 × 300 dpi, and nothing else: no EXIF, so
 /// no GPS, serial or date leaks. The checker estimates the file's quality from these tables as the nearest IJG one.
 pub fn encode(img: &RgbImage, quality: f32) -> Result<Vec<u8>, FixError> {
+    compress(img, quality, true)
+}
+
+/// A picture that is only looked at (the annotated one): as [`encode`], but with the standard's example Huffman
+/// tables instead of optimised ones, so one pass over the picture instead of two (about a third of its encoding
+/// time, for a file some 10 % larger).
+pub fn encode_view(img: &RgbImage, quality: f32) -> Result<Vec<u8>, FixError> {
+    compress(img, quality, false)
+}
+
+fn compress(img: &RgbImage, quality: f32, optimise: bool) -> Result<Vec<u8>, FixError> {
     let quality = quality.clamp(1.0, 100.0);
     let result = std::panic::catch_unwind(|| -> std::io::Result<Vec<u8>> {
         let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
@@ -86,7 +97,7 @@ pub fn encode(img: &RgbImage, quality: f32) -> Result<Vec<u8>, FixError> {
         c.set_size(img.width as usize, img.height as usize);
         c.set_luma_qtable(&mozjpeg::qtable::AnnexK_Luma.scaled(quality, quality));
         c.set_chroma_qtable(&mozjpeg::qtable::AnnexK_Chroma.scaled(quality, quality));
-        c.set_optimize_coding(true);
+        c.set_optimize_coding(optimise);
         c.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
         c.set_pixel_density(mozjpeg::PixelDensity { unit: mozjpeg::PixelDensityUnit::Inches, x: 300, y: 300 });
         let mut s = c.start_compress(Vec::new())?;

@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use gradphoto_core::annotate::annotate;
+use gradphoto_core::annotate::annotated_jpeg;
 use gradphoto_core::judge::profile::BackgroundColor;
-use gradphoto_core::normalise;
 use gradphoto_core::{CheckOptions, Message, Profile, Report, Rule, Severity, Verdict};
 use gradphoto_store::blob::sha256_hex;
 use gradphoto_store::db::School;
@@ -74,11 +73,7 @@ pub async fn check_upload(state: &AppState, bytes: Arc<Vec<u8>>, school: &School
             // still occupies.
             let _permit = permit;
             let checked = gradphoto_core::check("upload.jpg", &bytes, &profile, &options);
-            let annotated = checked.image.as_ref().and_then(|img| {
-                let picture = annotate(img, checked.person.as_ref(), checked.mask.as_ref(), &checked.report);
-                normalise::encode(&picture, 85.0).ok()
-            });
-            let annotated = annotated.map(|a| {
+            let annotated = annotated_jpeg(&checked).map(|a| {
                 let sha = sha256_hex(&a);
                 (a, sha)
             });

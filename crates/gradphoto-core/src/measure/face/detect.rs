@@ -88,10 +88,10 @@ pub fn input(pyr: &Pyramid) -> (Vec<f32>, Letterbox) {
     let mut out = vec![-1.0f32; INPUT * INPUT * 3];
     let step = 1.0 / lb.scale;
     // Input pixel (x, y) sits at image position ((x + 0.5 − pad) / scale − 0.5): a resampling from −pad / scale.
-    pyr.resample((-lb.pad_x * step, -lb.pad_y * step), (step, step), (INPUT, INPUT), |x, y, p| {
-        let o = (y * INPUT + x) * 3;
-        for k in 0..3 {
-            out[o + k] = p[k] * (1.0 / 127.5) - 1.0;
+    pyr.resample((-lb.pad_x * step, -lb.pad_y * step), (step, step), (INPUT, INPUT), |y, first, values| {
+        let row = &mut out[(y * INPUT + first) * 3..][..values.len()];
+        for (o, v) in row.iter_mut().zip(values) {
+            *o = v * (1.0 / 127.5) - 1.0;
         }
     });
     (out, lb)

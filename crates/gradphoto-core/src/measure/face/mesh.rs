@@ -163,4 +163,46 @@ mod tests {
         let r = Roi::from_detection(&d);
         assert_eq!((r.center, r.side, r.angle), ([100.0, 200.0], 60.0, 0.0));
     }
+
+    #[test]
+    fn the_input_is_the_pyramid_sampled_at_each_crop_position() {
+        let img = crate::decode::RgbImage {
+            width: 301,
+            height: 257,
+            pixels: (0..301u64 * 257 * 3).map(|i| ((i * 7919) % 251) as u8).collect(),
+        };
+        let pyr = Pyramid::new(&img);
+        // Inside and turned; reaching past every edge (clamped there); large enough to read a coarser level.
+        for roi in [
+            Roi { center: [150.0, 120.0], side: 90.0, angle: 0.3 },
+            Roi { center: [20.0, 240.0], side: 120.0, angle: -0.2 },
+            Roi { center: [280.0, 10.0], side: 100.0, angle: 1.1 },
+            Roi { center: [150.0, 130.0], side: 900.0, angle: 0.05 },
+        ] {
+            let got = input(&pyr, &roi);
+            let step = roi.side / INPUT as f32;
+            for v in (0..INPUT).step_by(7) {
+                for u in (0..INPUT).step_by(5) {
+                    let [x, y] = roi.to_image(INPUT, u as f32 + 0.5, v as f32 + 0.5);
+                    let (level, f) = pyr.level(step);
+                    // The crop maps to continuous image positions (pixel centres at +0.5), clamped at the
+                    // level's edge.
+                    let (lx, ly) = (x / f - 0.5, y / f - 0.5);
+                    let want = crate::measure::face::detect::sample(level, lx, ly);
+                    let o = (v * INPUT + u) * 3;
+                    // Within half a grey level: the input steps along the crop while `to_image` maps each point
+                    // afresh, and on this image a thousandth of a pixel moves a value by a tenth of a level. A
+                    // wrong texel or weight is off by many levels.
+                    for k in 0..3 {
+                        assert!(
+                            (got[o + k] - want[k] / 255.0).abs() < 0.5 / 255.0,
+                            "{roi:?} {u},{v},{k}: {} {} at {lx},{ly} f {f}",
+                            got[o + k],
+                            want[k] / 255.0
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -15,10 +15,10 @@ pub fn input(pyr: &Pyramid) -> Vec<f32> {
 pub fn input_of(pyr: &Pyramid, [left, top, width, height]: [f32; 4]) -> Vec<f32> {
     let mut out = vec![0.0f32; INPUT * INPUT * 3];
     let (sx, sy) = (width / INPUT as f32, height / INPUT as f32);
-    pyr.resample((left, top), (sx, sy), (INPUT, INPUT), |x, y, p| {
-        let o = (y * INPUT + x) * 3;
-        for k in 0..3 {
-            out[o + k] = p[k] * (1.0 / 255.0);
+    pyr.resample((left, top), (sx, sy), (INPUT, INPUT), |y, first, values| {
+        let row = &mut out[(y * INPUT + first) * 3..][..values.len()];
+        for (o, v) in row.iter_mut().zip(values) {
+            *o = v * (1.0 / 255.0);
         }
     });
     out
