@@ -2,6 +2,9 @@
 //! eyes 200/300), the face-width bracket (180/300 around the face centre), the eye centres, the measured hair top, the
 //! background mask's outline, and what fails drawn in red where it applies.
 
+use fast_image_resize::images::{CroppedImageMut, Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+
 use crate::check::Checked;
 use crate::decode::RgbImage;
 use crate::judge::{Report, Rule, Severity};
@@ -95,6 +98,46 @@ pub fn annotated_jpeg(checked: &Checked) -> Option<Vec<u8>> {
     crate::normalise::encode_view(&picture, 85.0).ok()
 }
 
+/// The crop of `img` at `w × h`, dark grey where it reaches past the photo (the missing pixels of
+/// `geometry.croppable`). The part on the photo goes through the SIMD resizer (bilinear, its support widened
+/// when shrinking): at 480 × 640 a third of the time of the pyramid's bilinear sampling.
+fn render(img: &RgbImage, crop: &Crop, w: usize, h: usize) -> RgbImage {
+    let inv = 1.0 / crop.scale();
+    let mut out = RgbImage { width: w as u32, height: h as u32, pixels: vec![64; w * h * 3] };
+    // The output pixels whose footprint lies wholly on the photo: [first, end) along one axis.
+    let span = |origin: f32, size: u32, n: usize| -> (usize, usize) {
+        let first = (-origin / inv).ceil().clamp(0.0, n as f32) as usize;
+        let end = ((size as f32 - origin) / inv).floor().clamp(first as f32, n as f32) as usize;
+        (first, end)
+    };
+    let ((i0, i1), (j0, j1)) = (span(crop.left, img.width, w), span(crop.top, img.height, h));
+    if i1 == i0 || j1 == j0 {
+        return out;
+    }
+    let (left, top) = (f64::from(crop.left + i0 as f32 * inv).max(0.0), f64::from(crop.top + j0 as f32 * inv).max(0.0));
+    let width = ((i1 - i0) as f64 * f64::from(inv)).min(f64::from(img.width) - left);
+    let height = ((j1 - j0) as f64 * f64::from(inv)).min(f64::from(img.height) - top);
+    let options =
+        ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)).crop(left, top, width, height);
+    let resized = (|| -> Option<()> {
+        let src = ImageRef::new(img.width, img.height, &img.pixels, PixelType::U8x3).ok()?;
+        let mut dst = Image::from_slice_u8(w as u32, h as u32, &mut out.pixels, PixelType::U8x3).ok()?;
+        let mut part = CroppedImageMut::new(&mut dst, i0 as u32, j0 as u32, (i1 - i0) as u32, (j1 - j0) as u32).ok()?;
+        Resizer::new().resize(&src, &mut part, &options).ok()
+    })();
+    if resized.is_none() {
+        // Not expected (sizes and buffers agree by construction); the pyramid's sampling draws the same crop.
+        Pyramid::for_step(img, inv).resample((crop.left, crop.top), (inv, inv), (w, h), |y, first, values| {
+            let row = &mut out.pixels[(y * w + first) * 3..][..values.len()];
+            for (o, v) in row.iter_mut().zip(values) {
+                // Bilinear between bytes stays within 0–255: adding a half and truncating rounds.
+                *o = (v + 0.5) as u8;
+            }
+        });
+    }
+    out
+}
+
 fn failing(report: &Report, rule: Rule) -> bool {
     report.finding(rule).is_some_and(|f| f.severity != Severity::Pass)
 }
@@ -105,17 +148,7 @@ pub fn annotate(img: &RgbImage, person: Option<&PersonMeasurements>, mask: Optio
     let crop = person.and_then(|p| p.crop).unwrap_or_else(|| Crop::whole(img.width, img.height));
     let (w, h) = (RENDER_W as usize, RENDER_H as usize);
     let inv = 1.0 / crop.scale();
-    // Dark grey where the crop reaches past the photo (the missing pixels of `geometry.croppable`).
-    let mut out = RgbImage { width: w as u32, height: h as u32, pixels: vec![64; w * h * 3] };
-    let pyr = Pyramid::for_step(img, inv);
-    pyr.resample((crop.left, crop.top), (inv, inv), (w, h), |y, first, values| {
-        let row = &mut out.pixels[(y * w + first) * 3..][..values.len()];
-        for (o, v) in row.iter_mut().zip(values) {
-            // Bilinear between bytes stays within 0–255: adding a half and truncating rounds, without the
-            // library call `round()` is on baseline x86-64.
-            *o = (v + 0.5) as u8;
-        }
-    });
+    let out = render(img, &crop, w, h);
     let mut c = Canvas { img: out };
     // The mask's outline: where the person probability crosses 0.5 between neighbouring rendering pixels.
     // The outline turns red when the background fails (colour, evenness, cleanliness, margins).
@@ -203,4 +236,40 @@ pub fn annotate(img: &RgbImage, person: Option<&PersonMeasurements>, mask: Optio
     let centre_bad = failing(report, Rule::GeometryCentered);
     c.vline(f.face_center_x, f.hair_top, f.hair_top + 30.0, color(centre_bad));
     c.img
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rendering_shows_the_crop_and_grey_past_the_photo() {
+        // A smooth ramp (red along x, green along y), so that any sampling lands within a level or two.
+        let (sw, sh) = (600u32, 500u32);
+        let img = RgbImage {
+            width: sw,
+            height: sh,
+            pixels: (0..sh)
+                .flat_map(|y| (0..sw).flat_map(move |x| [(x * 255 / sw) as u8, (y * 255 / sh) as u8, 90]))
+                .collect(),
+        };
+        // 1.25 source pixels per rendering pixel; reaching 100 px past the left edge and 50 past the top.
+        let crop = Crop { left: -100.0, top: -50.0, width: 600.0 };
+        let (w, h) = (RENDER_W as usize, RENDER_H as usize);
+        let out = render(&img, &crop, w, h);
+        assert_eq!((out.width, out.height), (RENDER_W as u32, RENDER_H as u32));
+        let inv = 1.0 / crop.scale();
+        // Left of, above and below the photo.
+        for (x, y) in [(0u32, 0u32), (70, 300), (200, 30), (479, 639)] {
+            assert_eq!(out.pixel(x, y), [64, 64, 64], "{x},{y}: past the photo");
+        }
+        for (x, y) in [(100u32, 100u32), (300, 200), (479, 300), (200, 400), (81, 41)] {
+            let (sx, sy) = (crop.left + (x as f32 + 0.5) * inv, crop.top + (y as f32 + 0.5) * inv);
+            let want = [sx * 255.0 / sw as f32, sy * 255.0 / sh as f32, 90.0];
+            let p = out.pixel(x, y);
+            for k in 0..3 {
+                assert!((f32::from(p[k]) - want[k]).abs() <= 2.0, "{x},{y}: {p:?} against {want:?}");
+            }
+        }
+    }
 }

@@ -154,21 +154,38 @@ pub fn upright(img: RgbImage, o: u16) -> RgbImage {
     let (w, h) = (img.width as usize, img.height as usize);
     let transposed = o >= 5;
     let (ow, oh) = if transposed { (h, w) } else { (w, h) };
+    // Where output pixel (x, y) comes from in the stored image, as sx = x0 + xx·x + xy·y and sy likewise.
+    let (l, b) = (w as isize - 1, h as isize - 1);
+    let ((sx0, sxx, sxy), (sy0, syx, syy)) = match o {
+        2 => ((l, -1, 0), (0, 0, 1)),
+        3 => ((l, -1, 0), (b, 0, -1)),
+        4 => ((0, 1, 0), (b, 0, -1)),
+        5 => ((0, 0, 1), (0, 1, 0)),
+        6 => ((0, 0, 1), (b, -1, 0)),
+        7 => ((l, 0, -1), (b, -1, 0)),
+        _ => ((l, 0, -1), (0, 1, 0)),
+    };
+    // The same as byte offsets: one add per pixel, no per-pixel case.
+    let wi = w as isize;
+    let (start, step_x, step_y) = (3 * (sy0 * wi + sx0), 3 * (syx * wi + sxx), 3 * (syy * wi + sxy));
     let mut out = vec![0u8; img.pixels.len()];
-    for y in 0..oh {
-        for x in 0..ow {
-            // Where output pixel (x, y) comes from in the stored image.
-            let (sx, sy) = match o {
-                2 => (w - 1 - x, y),
-                3 => (w - 1 - x, h - 1 - y),
-                4 => (x, h - 1 - y),
-                5 => (y, x),
-                6 => (y, h - 1 - x),
-                7 => (w - 1 - y, h - 1 - x),
-                _ => (w - 1 - y, x),
-            };
-            let (si, di) = ((sy * w + sx) * 3, (y * ow + x) * 3);
-            out[di..di + 3].copy_from_slice(&img.pixels[si..si + 3]);
+    let src = &img.pixels;
+    // In tiles: a quarter turn reads the stored image down its columns, and over whole rows every read was a
+    // cache miss (5.7 ms for a 12 MP original's 750 × 1000 analysis image). A tile's source rows stay in cache.
+    const TILE: usize = 32;
+    for ty in (0..oh).step_by(TILE) {
+        for tx in (0..ow).step_by(TILE) {
+            let tw = TILE.min(ow - tx);
+            for y in ty..(ty + TILE).min(oh) {
+                let mut si = start + step_x * tx as isize + step_y * y as isize;
+                let row = &mut out[(y * ow + tx) * 3..][..tw * 3];
+                for d in row.chunks_exact_mut(3) {
+                    // Within the image by construction: every (x, y) maps to a stored pixel.
+                    let i = si as usize;
+                    d.copy_from_slice(&src[i..i + 3]);
+                    si += step_x;
+                }
+            }
         }
     }
     RgbImage { width: ow as u32, height: oh as u32, pixels: out }
@@ -210,5 +227,39 @@ mod tests {
         assert_eq!(reds(&upright(numbered(), 8)), [1, 3, 5, 0, 2, 4]);
         let r = upright(numbered(), 6);
         assert_eq!((r.width, r.height), (3, 2));
+    }
+
+    #[test]
+    fn orientations_over_several_tiles_match_pixel_by_pixel() {
+        // Wider and taller than a tile, and not a multiple of it.
+        let (w, h) = (70usize, 45usize);
+        let img = RgbImage {
+            width: w as u32,
+            height: h as u32,
+            pixels: (0..w * h).flat_map(|i| [(i % 251) as u8, (i / 251) as u8, (i % 7) as u8]).collect(),
+        };
+        for o in 2..=8u16 {
+            let r = upright(img.clone(), o);
+            let (ow, oh) = if o >= 5 { (h, w) } else { (w, h) };
+            assert_eq!((r.width as usize, r.height as usize), (ow, oh));
+            for y in 0..oh {
+                for x in 0..ow {
+                    let (sx, sy) = match o {
+                        2 => (w - 1 - x, y),
+                        3 => (w - 1 - x, h - 1 - y),
+                        4 => (x, h - 1 - y),
+                        5 => (y, x),
+                        6 => (y, h - 1 - x),
+                        7 => (w - 1 - y, h - 1 - x),
+                        _ => (w - 1 - y, x),
+                    };
+                    assert_eq!(
+                        r.pixel(x as u32, y as u32),
+                        img.pixel(sx as u32, sy as u32),
+                        "orientation {o} at {x},{y}"
+                    );
+                }
+            }
+        }
     }
 }
