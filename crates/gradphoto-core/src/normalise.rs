@@ -83,7 +83,7 @@ pub fn encode(img: &RgbImage, quality: f32) -> Result<Vec<u8>, FixError> {
 }
 
 /// A picture that is only looked at (the annotated one): as [`encode`], but with the standard's example Huffman
-/// tables instead of optimised ones, so one pass over the picture instead of two (about a third of its encoding
+/// tables instead of optimised ones, so one pass over the picture instead of two (a quarter of its encoding
 /// time, for a somewhat larger file: 40–50 KB at 480 × 640).
 pub fn encode_view(img: &RgbImage, quality: f32) -> Result<Vec<u8>, FixError> {
     compress(img, quality, false)
