@@ -180,11 +180,10 @@ mod tests {
             Roi { center: [150.0, 130.0], side: 900.0, angle: 0.05 },
         ] {
             let got = input(&pyr, &roi);
-            let step = roi.side / INPUT as f32;
+            let (level, f) = pyr.level(roi.side / INPUT as f32);
             for v in (0..INPUT).step_by(7) {
                 for u in (0..INPUT).step_by(5) {
                     let [x, y] = roi.to_image(INPUT, u as f32 + 0.5, v as f32 + 0.5);
-                    let (level, f) = pyr.level(step);
                     // The crop maps to continuous image positions (pixel centres at +0.5), clamped at the
                     // level's edge.
                     let (lx, ly) = (x / f - 0.5, y / f - 0.5);
