@@ -4,7 +4,7 @@
 //! - a batch of those originals on 2 threads at least 1.8 × faster than on one.
 //!
 //! The originals are built from the shared portraits a reviewer could approve (labelled lips closed, head upright),
-//! as in crates/gradphoto-cli/tests/fix.rs. Models loaded once, before the clock starts.
+//! as in crates/gradphoto-cli/tests/cli/fix.rs. Models loaded once, before the clock starts.
 //!
 //! Run: `cargo bench -p gradphoto-eval --bench fix`
 

@@ -33,7 +33,7 @@ pub fn violations(method: &str, path: &str, status: u16, content_type: Option<&s
     validate(&spec["schema"], &body).into_iter().map(|e| format!("{method} {route} {status}: {e}")).collect()
 }
 
-/// The description the service publishes (`/api/openapi.json` serves exactly this; tests/api.rs checks that).
+/// The description the service publishes (`/api/openapi.json` serves exactly this; tests/service/api.rs checks that).
 fn description() -> &'static serde_json::Value {
     static DOC: OnceLock<serde_json::Value> = OnceLock::new();
     DOC.get_or_init(gradphoto_web::routes::openapi)

@@ -2,9 +2,7 @@
 //! are generated from the types the handlers serialise. Every answer any test gets through `common::Client` is
 //! checked against it (`common::Answer`); here, that the check is not a rubber stamp.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gradphoto_store::db::Role;
 use serde_json::{Value, json};
 

@@ -1,9 +1,7 @@
 //! Security properties one at a time: CSRF, lockout, the per-address rate limit, device binding, cookie flags,
 //! headers, upload limits and sniffing, and what an interrupted or hostile upload leaves behind (nothing).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gradphoto_store::db::Role;
 
 async fn school_with_students(server: &TestServer, n: u32) -> gradphoto_store::SchoolId {

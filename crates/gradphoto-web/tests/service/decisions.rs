@@ -1,9 +1,7 @@
 //! The paths around the main walk: a rejection with reasons and a new upload, a fee paid offline, a closed
 //! collection window, a photo replaced while a reviewer looks at the old one.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gradphoto_store::db::Role;
 
 struct Setup {

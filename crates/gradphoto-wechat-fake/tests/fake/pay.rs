@@ -1,8 +1,6 @@
 //! The WeChat Pay side of the fake, driven by the real client (`PayClient`): signatures both ways, orders, the
 //! student's payment, notifications (received by a small server here) and refunds.
 
-mod common;
-
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -75,7 +73,7 @@ impl Receiver {
     }
 
     async fn wait(&self, n: usize) -> Vec<Got> {
-        common::wait_for(&format!("{n} notifications"), || {
+        crate::common::wait_for(&format!("{n} notifications"), || {
             let g = self.got();
             (g.len() >= n).then_some(g)
         })
@@ -122,7 +120,7 @@ fn open(client: &PayClient, g: &Got) -> Result<(String, String, Vec<u8>), Wechat
 
 #[tokio::test]
 async fn create_query_pay_and_the_notification() {
-    let (cfg, merchant) = common::config();
+    let (cfg, merchant) = crate::common::config();
     let fake = FakeWechat::start(cfg).await;
     let rx = Receiver::start(&[]).await;
     let client = fake.pay_client(merchant.clone());
@@ -163,7 +161,7 @@ async fn create_query_pay_and_the_notification() {
     assert!(q.success_time.as_deref().unwrap().ends_with("+08:00"));
     let fo = fake.order(&o.out_trade_no).unwrap();
     assert_eq!((fo.amount, fo.trade_state.as_str(), fo.prepay_id.as_str()), (3000, "SUCCESS", prepay.as_str()));
-    let log = common::wait_for("the log", || Some(fake.notify_log()).filter(|l| !l.is_empty())).await;
+    let log = crate::common::wait_for("the log", || Some(fake.notify_log()).filter(|l| !l.is_empty())).await;
     assert_eq!(log.len(), 1);
     assert_eq!((log[0].status, log[0].path.as_str(), log[0].attempt), (Some(204), "/wechat/pay/notify", 1));
     assert_eq!(log[0].out_trade_no, "GP20260612000001");
@@ -173,7 +171,7 @@ async fn create_query_pay_and_the_notification() {
 
 #[tokio::test]
 async fn signatures_are_checked_both_ways() {
-    let (cfg, merchant) = common::config();
+    let (cfg, merchant) = crate::common::config();
     let fake = FakeWechat::start(cfg.clone()).await;
     let o = order(&fake, "GP20260612000002", 3000, "https://svc.example/wechat/pay/notify");
 
@@ -206,21 +204,24 @@ async fn signatures_are_checked_both_ways() {
     assert_eq!(fake.order(&o.out_trade_no).unwrap().trade_state, "NOTPAY");
 
     // A request with no or a malformed Authorization.
-    let r =
-        common::http().get(format!("{}/v3/pay/transactions/out-trade-no/X?mchid=1", fake.base)).send().await.unwrap();
+    let r = crate::common::http()
+        .get(format!("{}/v3/pay/transactions/out-trade-no/X?mchid=1", fake.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     assert!(r.headers().contains_key("wechatpay-signature") && r.headers().contains_key("request-id"));
 }
 
 #[tokio::test]
 async fn a_refused_notification_is_retried_on_the_schedule() {
-    let (mut cfg, merchant) = common::config();
+    let (mut cfg, merchant) = crate::common::config();
     cfg.notify_schedule = vec![Duration::from_millis(50); 5];
     let fake = FakeWechat::start(cfg).await;
     let rx = Receiver::start(&[500, 500]).await;
     let client = paid_order(&fake, &merchant, "GP20260612000003", &rx.url, PayBehaviour::Normal).await;
 
-    let log = common::wait_for("three attempts", || Some(fake.notify_log()).filter(|l| l.len() >= 3)).await;
+    let log = crate::common::wait_for("three attempts", || Some(fake.notify_log()).filter(|l| l.len() >= 3)).await;
     let statuses: Vec<_> = log.iter().map(|a| (a.attempt, a.status)).collect();
     assert_eq!(statuses, [(1, Some(500)), (2, Some(500)), (3, Some(204))]);
     assert!(log.iter().all(|a| a.event_id == log[0].event_id && a.event_type == "TRANSACTION.SUCCESS"));
@@ -232,20 +233,21 @@ async fn a_refused_notification_is_retried_on_the_schedule() {
     assert_ne!(got[0].nonce, got[1].nonce);
 
     // A receiver that cannot be reached: every attempt logged with its error, then WeChat gives up.
-    let (mut cfg, merchant) = common::config();
+    let (mut cfg, merchant) = crate::common::config();
     cfg.notify_schedule = vec![Duration::from_millis(10); 2];
     let fake = FakeWechat::start(cfg).await;
     let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/wechat/pay/notify", gone.local_addr().unwrap());
     drop(gone);
     paid_order(&fake, &merchant, "GP20260612000004", &url, PayBehaviour::Normal).await;
-    let log = common::wait_for("three failed attempts", || Some(fake.notify_log()).filter(|l| l.len() >= 3)).await;
+    let log =
+        crate::common::wait_for("three failed attempts", || Some(fake.notify_log()).filter(|l| l.len() >= 3)).await;
     assert!(log.iter().all(|a| a.status.is_none() && a.error.is_some()), "{log:?}");
 }
 
 #[tokio::test]
 async fn payment_behaviours() {
-    let (mut cfg, merchant) = common::config();
+    let (mut cfg, merchant) = crate::common::config();
     cfg.notify_schedule = vec![Duration::from_millis(20); 2];
     let fake = FakeWechat::start(cfg).await;
 
@@ -293,7 +295,7 @@ async fn payment_behaviours() {
 
 #[tokio::test]
 async fn refund_then_its_notification() {
-    let (cfg, merchant) = common::config();
+    let (cfg, merchant) = crate::common::config();
     let fake = FakeWechat::start(cfg).await;
     let rx = Receiver::start(&[]).await;
     let client = fake.pay_client(merchant.clone());
@@ -346,7 +348,7 @@ async fn refund_then_its_notification() {
 
 #[tokio::test]
 async fn injected_pay_failures() {
-    let (cfg, merchant) = common::config();
+    let (cfg, merchant) = crate::common::config();
     let fake = FakeWechat::start(cfg).await;
     let client = fake.pay_client(merchant);
     let o = order(&fake, "GP20260612000030", 3000, "https://svc.example/n");
@@ -363,7 +365,7 @@ async fn injected_pay_failures() {
 
 #[tokio::test]
 async fn the_cashier_page_pays_and_returns() {
-    let (cfg, merchant) = common::config();
+    let (cfg, merchant) = crate::common::config();
     let fake = FakeWechat::start(cfg).await;
     let rx = Receiver::start(&[]).await;
     let client = fake.pay_client(merchant.clone());
@@ -378,7 +380,7 @@ async fn the_cashier_page_pays_and_returns() {
         ("paySign", &p.pay_sign),
         ("return", "https://svc.example/pay/done?o=1"),
     ];
-    let http = common::http();
+    let http = crate::common::http();
     let page = http.get(format!("{}/__fake/cashier", fake.base)).query(&fields).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
     let html = page.text().await.unwrap();

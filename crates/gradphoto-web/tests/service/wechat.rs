@@ -4,12 +4,10 @@
 //! with retries and dead letters, and WeChat Pay from the order to the refund, with every failure mode the fakes
 //! can produce.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::wechat::*;
-use common::*;
+use crate::common::wechat::*;
+use crate::common::*;
 use gradphoto_store::{StudentId, now_ms};
 use gradphoto_wechat::MerchantKey;
 use gradphoto_wechat::pay::JsapiParams;

@@ -3,15 +3,13 @@
 //! are made due by moving the row's `next_attempt_at` in the database, never by waiting out the backoff; the waits
 //! below only poll for what the service's own worker does at once.
 
-mod common;
-
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use common::*;
 use gradphoto_store::db::Role;
 use gradphoto_store::{OutboxId, SchoolId};
 use hmac::{Hmac, Mac};
@@ -84,7 +82,7 @@ async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
 }
 
 async fn start() -> TestServer {
-    start_with(common::config()).await
+    start_with(crate::common::config()).await
 }
 
 async fn start_with(mut config: gradphoto_web::Config) -> TestServer {
@@ -391,7 +389,7 @@ async fn a_school_receiver_that_hangs_holds_up_no_students_message() {
     // The receiver takes every request and answers none until the test lets it; the service waits a minute for it.
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let (url, receiver) = serve_receiver(Receiver { gate: Some(gate.clone()), ..Receiver::default() }).await;
-    let mut config = common::config();
+    let mut config = crate::common::config();
     config.webhooks.timeout_secs = 60;
     let server = start_with(config).await;
     let root = signed_in(&server, "root").await;

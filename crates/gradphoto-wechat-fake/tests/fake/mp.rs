@@ -1,8 +1,6 @@
 //! The official-account side of the fake, driven by the real client (`MpClient`) and, where the client refuses
 //! to send something bad, by raw HTTP.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -32,7 +30,7 @@ async fn new_code(fake: &FakeWechat, mmwebid: &str) -> String {
 
 #[tokio::test]
 async fn authorize_then_exchange_gives_the_users_openid_once() {
-    let (cfg, _) = common::config();
+    let (cfg, _) = crate::common::config();
     let fake = FakeWechat::start(cfg.clone()).await;
     let url = authorize_url(&fake.base, &cfg.appid, "https://svc.example/wechat/cb?next=%2Fme", SCOPE_BASE, "St4te");
     let loc = fake.visit_authorize(&url, "20260612").await.unwrap();
@@ -75,7 +73,7 @@ async fn authorize_then_exchange_gives_the_users_openid_once() {
 
 #[tokio::test]
 async fn a_refusing_user_comes_back_without_a_code() {
-    let (cfg, _) = common::config();
+    let (cfg, _) = crate::common::config();
     let fake = FakeWechat::start(cfg.clone()).await;
     fake.refuse_authorization("777");
     let url = authorize_url(&fake.base, &cfg.appid, "https://svc.example/cb", SCOPE_BASE, "abc");
@@ -89,9 +87,9 @@ async fn a_refusing_user_comes_back_without_a_code() {
 
 #[tokio::test]
 async fn authorize_checks_its_parameters_and_falls_back_to_a_cookie() {
-    let (cfg, _) = common::config();
+    let (cfg, _) = crate::common::config();
     let fake = FakeWechat::start(cfg.clone()).await;
-    let http = common::http();
+    let http = crate::common::http();
 
     let bad = authorize_url(&fake.base, "wx0000000000000000", "https://svc.example/cb", SCOPE_BASE, "s");
     let r = http.get(&bad).send().await.unwrap();
@@ -132,7 +130,7 @@ fn message(touser: &str, client_msg_id: Option<&str>) -> TemplateMessage {
 
 #[tokio::test]
 async fn the_stable_token_is_stable_until_forced_and_forcing_is_limited() {
-    let (cfg, _) = common::config();
+    let (cfg, _) = crate::common::config();
     let fake = FakeWechat::start(cfg).await;
     let mp = fake.mp_client();
     let user = fake.openid_for_mmwebid("42");
@@ -182,7 +180,7 @@ async fn the_stable_token_is_stable_until_forced_and_forcing_is_limited() {
 
 #[tokio::test]
 async fn at_most_twenty_forced_refreshes_a_day() {
-    let (cfg, _) = common::config();
+    let (cfg, _) = crate::common::config();
     let fake = FakeWechat::start(cfg).await;
     let mp = fake.mp_client();
     // Start just after a Beijing midnight, so the 20 tries (10 minutes of fake time) share one day.
@@ -199,7 +197,7 @@ async fn at_most_twenty_forced_refreshes_a_day() {
 }
 
 async fn raw_send(fake: &FakeWechat, token: &str, body: Value) -> Value {
-    common::http()
+    crate::common::http()
         .post(format!("{}/cgi-bin/message/template/send", fake.base))
         .query(&[("access_token", token)])
         .json(&body)
@@ -213,7 +211,7 @@ async fn raw_send(fake: &FakeWechat, token: &str, body: Value) -> Value {
 
 #[tokio::test]
 async fn template_sends_are_checked_and_deduplicated() {
-    let (mut cfg, _) = common::config();
+    let (mut cfg, _) = crate::common::config();
     cfg.template_ids = vec!["TPL_REVIEWED".into()];
     let fake = FakeWechat::start(cfg).await;
     let mp = fake.mp_client();

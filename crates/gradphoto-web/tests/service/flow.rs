@@ -2,12 +2,10 @@
 //! imports a roster, a student signs in, uploads, is checked at once and submits; a reviewer approves; the admin
 //! exports; the student follows every step.
 
-mod common;
-
 use std::io::Read;
 use std::time::Instant;
 
-use common::*;
+use crate::common::*;
 use gradphoto_core::seal::verify_jpeg;
 use gradphoto_store::db::Role;
 

@@ -1,9 +1,6 @@
 //! Hostile bytes: truncated, random and mutated models give `Err` (or a model that runs), never a panic.
 
-mod common;
-mod real;
-
-use common::{Graph, SAME, V, VALID, conv_opts, op, opt};
+use crate::common::{Graph, SAME, V, VALID, conv_opts, op, opt};
 use gradphoto_tflite::Model;
 
 /// xorshift64*: deterministic bytes without a dependency.
@@ -132,7 +129,7 @@ fn mutated_small_models_never_panic() {
 }
 
 fn real_model(file: &str) -> Vec<u8> {
-    real::model_bytes(file)
+    crate::real::model_bytes(file)
 }
 
 /// MediaPipe appends a ZIP archive (model metadata) after the flatbuffer. Cutting only into it

@@ -7,8 +7,6 @@
 // Each client signs in from its own loopback address (127.0.1.x), which Linux routes and other systems may not.
 #![cfg(target_os = "linux")]
 
-mod support;
-
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -17,12 +15,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::{Photos, answer, id_number, photos, roster_csv, student_no};
 use gradphoto_core::seal::{AesGcmSealer, verify_jpeg};
 use gradphoto_store::blob::sha256_hex;
 use gradphoto_store::{BlobKey, BlobStore, Db, S3Config, S3Store};
 use reqwest::cookie::{CookieStore, Jar};
 use serde_json::Value;
-use support::{Photos, answer, id_number, photos, roster_csv, student_no};
 
 const STUDENTS: usize = 24;
 const SCHOOL: &str = "nodes";

@@ -1,8 +1,6 @@
 //! One test per operator on tiny tensors whose results were worked out by hand (comments show the sums).
 
-mod common;
-
-use common::{Graph, RELU, RELU6, SAME, V, VALID, assert_close, conv_opts, iota, op, opt, run};
+use crate::common::{Graph, RELU, RELU6, SAME, V, VALID, assert_close, conv_opts, iota, op, opt, run};
 use gradphoto_tflite::{Error, Model};
 
 /// 4×4 single-channel input 1..16, 3×3 kernels of ones (Cout 0) and twos (Cout 1), SAME, stride 2.

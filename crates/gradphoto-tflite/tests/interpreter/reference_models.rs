@@ -18,8 +18,6 @@ fn reference_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference")
 }
 
-mod real;
-
 /// The photo the reference inputs are made from, relative to the shared test data folder.
 const PHOTO: &str = "portraits/astronaut_eileen_collins.png";
 
@@ -102,7 +100,7 @@ fn read_f32(file: &str) -> Vec<f32> {
 /// Runs one model on both recorded inputs and checks every output against the reference.
 fn check_model(name: &str) {
     let m = model_entry(&read_index(), name);
-    let bytes = real::model_bytes(m["file"].as_str().unwrap());
+    let bytes = crate::real::model_bytes(m["file"].as_str().unwrap());
     let model = Model::from_bytes(&bytes).unwrap();
     let shape: Vec<usize> = m["input_shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
     assert_eq!(model.input_shapes(), vec![shape.clone()]);
@@ -152,7 +150,7 @@ fn selfie_segmentation_matches_litert() {
 /// above would also catch a plausible-looking but wrong output layout.
 #[test]
 fn detector_finds_the_face_in_the_photo() {
-    let model = Model::from_bytes(&real::model_bytes("face_detection_short_range.tflite")).unwrap();
+    let model = Model::from_bytes(&crate::real::model_bytes("face_detection_short_range.tflite")).unwrap();
     let pixels = photo_pixels(&photo(), &model_entry(&read_index(), "face_detection_short_range"));
     let outs = model.run(&[&from_u8(&pixels, -1.0, 1.0)]).unwrap();
     assert_eq!(model.output_names(), ["regressors", "classificators"]);

@@ -3,11 +3,9 @@
 //! works at once, the rate limit answers 429 with `Retry-After`, every use leaves one audit row, and a bearer request
 //! needs no CSRF token, sets no cookie and outranks a cookie that comes with it.
 
-mod common;
-
 use std::io::Read;
 
-use common::*;
+use crate::common::*;
 use gradphoto_store::SchoolId;
 use gradphoto_store::db::Role;
 use serde_json::Value;

@@ -2,11 +2,9 @@
 //! arrival order, the page learns the result without a reload, and a photo that keeps killing its checker is given
 //! up with an error report.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use gradphoto_store::PhotoId;
 use gradphoto_store::db::Role;
 use serde_json::Value;

@@ -2,9 +2,7 @@
 //! students upload, then a service started on the copy — every row's file there and intact, the approved photo's
 //! registered file the same bytes, students able to sign in and go on.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gradphoto_store::blob::sha256_hex;
 use gradphoto_store::db::Role;
 use gradphoto_store::{BlobStore, LocalStore};
@@ -52,7 +50,7 @@ async fn a_backup_taken_under_load_restores_to_a_working_service() {
             assert_eq!(s3.upload(&format!("/me/photos/{t}"), "photo", "c.jpg", bytes).await.status(), 200);
         }
     };
-    let config = common::config();
+    let config = crate::common::config();
     let (report, ()) = tokio::join!(gradphoto_web::backup::backup(server.dir.path(), &config, &to), uploads);
     let report = report.unwrap();
     assert!(report.files.files >= 4, "{report:?}");
@@ -77,7 +75,7 @@ async fn a_backup_taken_under_load_restores_to_a_working_service() {
     // Restored: a service on the copy.
     drop(server);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let restored = TestServer::start_in(copy, listener, common::config()).await;
+    let restored = TestServer::start_in(copy, listener, crate::common::config()).await;
     // The same browsers (their device binding is in the copy too), pointed at the restored service.
     s1.base = restored.base.clone();
     let (status, body) = s1.login("/s/bak/login", "S00001", &password(1)).await;
@@ -158,7 +156,7 @@ async fn postgres_and_s3_restore_from_pg_dump_and_a_bucket_copy() {
     let data = tempfile::tempdir().unwrap();
     std::fs::copy(server.dir.path().join("keys.toml"), data.path().join("keys.toml")).unwrap();
     drop(server);
-    let mut config = common::config();
+    let mut config = crate::common::config();
     config.database_url = Some(target_url);
     config.s3 = Some(target_bucket);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

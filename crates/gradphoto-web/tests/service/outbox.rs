@@ -1,8 +1,6 @@
 //! The outbox worker against a channel that is down, then up: the message is kept, retried after the backoff,
 //! delivered once. A service that is opened but not served, so no background worker races the test.
 
-mod common;
-
 use gradphoto_store::blob::{BlobKey, sha256_hex};
 use gradphoto_store::db::{BlobMeta, NewPhoto, NewSchool, Notice, OutboxItem, Role, StudentUpsert};
 use gradphoto_web::state::AppState;
@@ -20,7 +18,7 @@ impl Channel for Down {
 #[tokio::test]
 async fn a_failed_delivery_is_kept_and_retried_after_the_backoff() {
     let dir = tempfile::tempdir().unwrap();
-    let state = gradphoto_web::open(dir.path(), common::config()).await.unwrap();
+    let state = gradphoto_web::open(dir.path(), crate::common::config()).await.unwrap();
     let db = &state.db;
     let region = db.upsert_region("p", "c").await.unwrap();
     let school = db

@@ -2,16 +2,14 @@
 //! order the deployment guide gives, with students signing in with their initial password (which the service
 //! derives by opening their id number) before, between and after, and the refusals of steps out of order.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{id_number, student_no};
 use gradphoto_store::Vault;
 use gradphoto_store::db::{NewSchool, SealedKind, StudentUpsert};
 use gradphoto_web::secrets::Secrets;
-use support::{id_number, student_no};
 
 const STUDENTS: usize = 3;
 const OPENID: &str = "o-rotation-test-openid";

@@ -3,9 +3,7 @@
 //! scope. A denied call must answer 401, 403 or 404 and change nothing; an allowed one must not. The table printed at
 //! the end goes into the closing note.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gradphoto_store::db::Role;
 use gradphoto_web::routes::{Access, ROUTES, Scope};
 
@@ -106,7 +104,7 @@ async fn tokens(server: &TestServer, a: gradphoto_store::SchoolId, b: gradphoto_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_every_role_own_and_other_school() {
     // WeChat and WeChat Pay on (against the fake), so that their routes are reached, not refused as switched off.
-    let wx = common::wechat::server().await;
+    let wx = crate::common::wechat::server().await;
     // A reference, so the helper closures below copy it.
     let server = &wx.server;
     let mut root = server.client();

@@ -1,0 +1,8 @@
+//! The checker library's integration tests, one test binary for all.
+
+mod decode;
+mod faces;
+mod file_rules;
+mod malformed;
+mod quality;
+mod roster;
