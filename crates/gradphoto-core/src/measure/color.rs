@@ -1,5 +1,7 @@
 //! Colour science for the background and light rules: sRGB → CIELAB (D65) and the CIEDE2000 colour difference.
 
+use std::sync::LazyLock;
+
 /// CIELAB L*, a*, b*.
 pub type Lab = [f32; 3];
 
@@ -9,7 +11,17 @@ fn srgb_to_linear(c: f32) -> f32 {
 }
 
 pub fn lab(rgb: [f32; 3]) -> Lab {
-    let [r, g, b] = rgb.map(srgb_to_linear);
+    lab_of_linear(rgb.map(srgb_to_linear))
+}
+
+/// [`lab`] of 8-bit values, the linearisation looked up instead of computed (`powf` per channel): the same values,
+/// for measures that read hundreds of whole pixels.
+pub fn lab_u8(rgb: [u8; 3]) -> Lab {
+    static LINEAR: LazyLock<[f32; 256]> = LazyLock::new(|| std::array::from_fn(|i| srgb_to_linear(i as f32)));
+    lab_of_linear(rgb.map(|c| LINEAR[usize::from(c)]))
+}
+
+fn lab_of_linear([r, g, b]: [f32; 3]) -> Lab {
     // sRGB to XYZ, D65, normalised by the white point.
     let x = (0.412_456_4 * r + 0.357_576_1 * g + 0.180_437_5 * b) / 0.950_47;
     let y = 0.212_672_9 * r + 0.715_152_2 * g + 0.072_175 * b;
@@ -85,6 +97,18 @@ mod tests {
         assert!((white[0] - 100.0).abs() < 0.01 && white[1].abs() < 0.01 && white[2].abs() < 0.01, "{white:?}");
         let blue = lab([100.0, 197.0, 255.0]);
         assert!((blue[0] - 76.4).abs() < 0.5 && blue[2] < -30.0, "{blue:?}");
+    }
+
+    #[test]
+    fn lab_u8_is_lab_bit_for_bit() {
+        for v in 0..=255u8 {
+            let (f, i) = (f32::from(v), 255 - v);
+            for rgb in [[v, v, v], [v, i, v / 2], [i, v / 3, v]] {
+                let whole = lab(rgb.map(f32::from));
+                assert_eq!(lab_u8(rgb).map(f32::to_bits), whole.map(f32::to_bits), "{rgb:?}");
+            }
+            assert_eq!(lab_u8([v, 0, 255])[0].to_bits(), lab([f, 0.0, 255.0])[0].to_bits());
+        }
     }
 
     #[test]

@@ -492,32 +492,45 @@ pub fn frame_width(img: &RgbImage) -> f32 {
     if w < 40 || h < 40 {
         return 0.0;
     }
-    let px = |x: usize, y: usize| lab(img.pixel(x as u32, y as u32).map(f32::from));
+    let px = |x: usize, y: usize| super::color::lab_u8(img.pixel(x as u32, y as u32));
     // CIE76 is enough to tell a frame from a picture, and runs on every sampled pixel of up to 40 lines a side.
     let de = |a: Lab, b: Lab| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt();
-    // Line d of a side (0 top, 1 bottom, 2 left, 3 right): its mean colour and the 90th-percentile spread.
-    let line = |side: usize, d: usize| {
-        let pts: Vec<Lab> = match side {
-            0 => (d..w - d).step_by(12).map(|x| px(x, d)).collect(),
-            1 => (d..w - d).step_by(12).map(|x| px(x, h - 1 - d)).collect(),
-            2 => (d..h - d).step_by(12).map(|y| px(d, y)).collect(),
-            _ => (d..h - d).step_by(12).map(|y| px(w - 1 - d, y)).collect(),
-        };
-        let n = pts.len() as f32;
-        let mean = [0, 1, 2].map(|k| pts.iter().map(|p| p[k]).sum::<f32>() / n);
+    // Line d of a side (0 top, 1 bottom, 2 left, 3 right), every twelfth pixel.
+    let points = |side: usize, d: usize| {
+        let along = if side < 2 { w } else { h };
+        (d..along - d).step_by(12).map(move |t| match side {
+            0 => px(t, d),
+            1 => px(t, h - 1 - d),
+            2 => px(d, t),
+            _ => px(w - 1 - d, t),
+        })
+    };
+    // The mean colour, summed in order from -0.0 as `Iterator::sum` does: the same values as before.
+    fn mean_of(pts: impl Iterator<Item = Lab>) -> Lab {
+        let (mut sum, mut n) = ([-0.0f32; 3], 0usize);
+        for p in pts {
+            (0..3).for_each(|k| sum[k] += p[k]);
+            n += 1;
+        }
+        sum.map(|s| s / n as f32)
+    }
+    // The outermost line: its mean colour and the 90th-percentile spread (the lines inward need only their mean).
+    let edge = |side: usize| {
+        let pts: Vec<Lab> = points(side, 0).collect();
+        let mean = mean_of(pts.iter().copied());
         let mut dev: Vec<f32> = pts.iter().map(|p| de(*p, mean)).collect();
         // The 90th percentile: compression smears colour into the corners of a frame.
         dev.sort_by(f32::total_cmp);
         (mean, dev[(dev.len() * 9 / 10).min(dev.len() - 1)])
     };
     let width_of = |side: usize| -> Option<usize> {
-        let (edge, spread) = line(side, 0);
+        let (edge, spread) = edge(side);
         if spread > 6.0 {
             return None;
         }
         let mut prev = edge;
         for d in 1..(w.min(h) / 16) {
-            let (inner, _) = line(side, d);
+            let inner = mean_of(points(side, d));
             if de(inner, edge) > 12.0 {
                 return (de(inner, prev) > 6.0).then_some(d);
             }
@@ -677,6 +690,17 @@ mod tests {
         let mut a = anchors(top);
         refine_hair_top(&img, &mask, frame as f32, Some(BLUE.map(|v| v * gain)), &mut a);
         a.hair_top_y
+    }
+
+    #[test]
+    fn a_frame_reads_its_width_and_none_reads_zero() {
+        for frame in [0, 3, 12, 25] {
+            let (img, _) = scene(150.0, frame, 1.0, None);
+            assert_eq!(frame_width(&img), frame as f32, "a {frame} px frame");
+        }
+        // A picture whose edge is not uniform (the head cut by the top edge) has no frame there, nor elsewhere.
+        let (img, _) = scene(-60.0, 0, 1.0, None);
+        assert_eq!(frame_width(&img), 0.0);
     }
 
     #[test]
