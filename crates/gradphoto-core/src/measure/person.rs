@@ -505,32 +505,23 @@ pub fn frame_width(img: &RgbImage) -> f32 {
             _ => px(w - 1 - d, t),
         })
     };
-    // The mean colour, summed in order from -0.0 as `Iterator::sum` does: the same values as before.
-    fn mean_of(pts: impl Iterator<Item = Lab>) -> Lab {
-        let (mut sum, mut n) = ([-0.0f32; 3], 0usize);
-        for p in pts {
-            (0..3).for_each(|k| sum[k] += p[k]);
-            n += 1;
-        }
-        sum.map(|s| s / n as f32)
-    }
     // The outermost line: its mean colour and the 90th-percentile spread (the lines inward need only their mean).
     let edge = |side: usize| {
         let pts: Vec<Lab> = points(side, 0).collect();
-        let mean = mean_of(pts.iter().copied());
+        let mean = mean_colour(pts.iter().copied())?;
         let mut dev: Vec<f32> = pts.iter().map(|p| de(*p, mean)).collect();
         // The 90th percentile: compression smears colour into the corners of a frame.
         dev.sort_by(f32::total_cmp);
-        (mean, dev[(dev.len() * 9 / 10).min(dev.len() - 1)])
+        Some((mean, dev[(dev.len() * 9 / 10).min(dev.len() - 1)]))
     };
     let width_of = |side: usize| -> Option<usize> {
-        let (edge, spread) = edge(side);
+        let (edge, spread) = edge(side)?;
         if spread > 6.0 {
             return None;
         }
         let mut prev = edge;
         for d in 1..(w.min(h) / 16) {
-            let inner = mean_of(points(side, d));
+            let inner = mean_colour(points(side, d))?;
             if de(inner, edge) > 12.0 {
                 return (de(inner, prev) > 6.0).then_some(d);
             }
